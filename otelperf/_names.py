@@ -1,0 +1,193 @@
+"""The one name table: every metric, label key, unit and default bucket otelperf uses.
+
+Instruments, the rule generator, the dashboard generator, the report and the docs test import
+these objects; nothing else spells a metric name.  ``otel`` is the OpenTelemetry instrument
+name, ``prom`` the name the OpenTelemetry Prometheus exporter turns it into (unit suffix added,
+``_total`` for counters), which is what PromQL queries use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["counter", "histogram", "gauge", "info"]
+
+METER_NAME = "otelperf"
+TRACER_NAME = "otelperf"
+
+# Label keys (Prometheus spelling; they are also the OTel attribute keys we record with).
+OPERATION = "operation"
+ROOT_OPERATION = "root_operation"
+OUTCOME = "outcome"
+ERROR_TYPE = "error_type"
+REASON = "reason"
+COMPONENT = "component"
+CACHE = "cache"
+RESULT = "result"
+API = "api"
+MODEL = "model"
+TOKEN_TYPE = "token_type"
+MOUNTPOINT = "system_filesystem_mountpoint"
+GENERATION = "generation"
+
+OUTCOME_SUCCESS = "success"
+OUTCOME_ERROR = "error"
+RESULT_HIT = "hit"
+RESULT_MISS = "miss"
+TOKEN_INPUT = "input"
+TOKEN_OUTPUT = "output"
+OVERFLOW = "__overflow__"
+UNKNOWN_MODEL = "unknown"
+
+# Span attributes otelperf reads or writes.
+ATTR_CACHE_NAME = "otelperf.cache.name"
+ATTR_CACHE_HIT = "otelperf.cache.hit"
+ATTR_API = "otelperf.api"
+ATTR_API_COST = "otelperf.api.cost_usd"
+ATTR_ITEMS = "otelperf.items"
+ATTR_BYTES = "otelperf.bytes"
+ATTR_ERROR_TYPE = "error.type"
+
+# Buckets suited to 100 us .. 60 s (OTel advisory boundaries, so they hold on any MeterProvider).
+DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+# Resident-memory change per operation, bytes (negative deltas fall in the first bucket).
+DEFAULT_MEMORY_BUCKETS: tuple[float, ...] = (
+    0.0, 4096.0, 65536.0, 1048576.0, 16777216.0, 134217728.0, 1073741824.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One exposed metric: OTel instrument name, unit, and the Prometheus name users query."""
+
+    otel: str
+    prom: str
+    kind: Kind
+    unit: str
+    labels: tuple[str, ...]
+    help: str
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """Sample names a scrape shows for this metric (histograms expose three)."""
+        if self.kind == "histogram":
+            return (self.prom + "_bucket", self.prom + "_count", self.prom + "_sum")
+        return (self.prom,)
+
+
+def _m(otel: str, prom: str, kind: Kind, unit: str, labels: tuple[str, ...], help: str) -> Metric:
+    return Metric(otel, prom, kind, unit, labels, help)
+
+
+# --- operations (measure) -----------------------------------------------------------------
+OPERATION_DURATION = _m(
+    "otelperf.operation.duration", "otelperf_operation_duration_seconds", "histogram", "s",
+    (OPERATION, OUTCOME, ERROR_TYPE), "Duration of each measured operation.",
+)  # fmt: skip
+OPERATION_ITEMS = _m(
+    "otelperf.operation.items", "otelperf_operation_items_total", "counter", "{item}",
+    (OPERATION,), "Items (rows, records) processed by an operation.",
+)  # fmt: skip
+OPERATION_BYTES = _m(
+    "otelperf.operation.bytes", "otelperf_operation_bytes_total", "counter", "By",
+    (OPERATION,), "Bytes processed by an operation.",
+)  # fmt: skip
+OPERATION_IN_FLIGHT = _m(
+    "otelperf.operation.in_flight", "otelperf_operation_in_flight", "gauge", "{operation}",
+    (OPERATION,), "Operations currently running.",
+)  # fmt: skip
+OPERATION_CPU = _m(
+    "otelperf.operation.cpu", "otelperf_operation_cpu_seconds_total", "counter", "s",
+    (OPERATION,), "Thread CPU time spent inside synchronous operations.",
+)  # fmt: skip
+OPERATION_MEMORY_DELTA = _m(
+    "otelperf.operation.memory_delta", "otelperf_operation_memory_delta_bytes", "histogram",
+    "By", (OPERATION,), "Resident memory change across an operation (track_memory=True).",
+)  # fmt: skip
+
+# --- bottleneck processor -------------------------------------------------------------------
+CRITICAL_PATH = _m(
+    "otelperf.critical_path", "otelperf_critical_path_seconds_total", "counter", "s",
+    (ROOT_OPERATION, OPERATION), "Time an operation spent on its root's critical path.",
+)  # fmt: skip
+SELF_TIME = _m(
+    "otelperf.self", "otelperf_self_seconds_total", "counter", "s",
+    (ROOT_OPERATION, OPERATION), "Time an operation ran with none of its children blocking it.",
+)  # fmt: skip
+ROOT_DURATION = _m(
+    "otelperf.root_duration", "otelperf_root_duration_seconds_total", "counter", "s",
+    (ROOT_OPERATION,), "Summed duration of local root spans.",
+)  # fmt: skip
+ROOTS = _m(
+    "otelperf.roots", "otelperf_roots_total", "counter", "{root}",
+    (ROOT_OPERATION,), "Local root spans finished.",
+)  # fmt: skip
+DROPPED_SPANS = _m(
+    "otelperf.processor.dropped_spans", "otelperf_processor_dropped_spans_total", "counter",
+    "{span}", (REASON,), "Spans the processor left out of attribution (capacity, truncated, "
+    "expired, late).",
+)  # fmt: skip
+TRACES_IN_FLIGHT = _m(
+    "otelperf.processor.traces_in_flight", "otelperf_processor_traces_in_flight", "gauge",
+    "{trace}", (), "Traces whose local root has not finished yet.",
+)  # fmt: skip
+INTERNAL_ERRORS = _m(
+    "otelperf.internal_errors", "otelperf_internal_errors_total", "counter", "{error}",
+    (COMPONENT,), "Failures inside otelperf, caught so they never reach the application.",
+)  # fmt: skip
+CARDINALITY_OVERFLOW = _m(
+    "otelperf.cardinality_overflow", "otelperf_cardinality_overflow_total", "counter",
+    "{measurement}", (COMPONENT,), "Measurements recorded under __overflow__ because a "
+    "label cap was reached.",
+)  # fmt: skip
+
+# --- cache and external APIs ----------------------------------------------------------------
+CACHE_REQUESTS = _m(
+    "otelperf.cache.requests", "otelperf_cache_requests_total", "counter", "{request}",
+    (CACHE, RESULT), "Cache lookups by result (hit or miss).",
+)  # fmt: skip
+API_CALLS = _m(
+    "otelperf.api.calls", "otelperf_api_calls_total", "counter", "{call}",
+    (API, MODEL, OUTCOME), "External API calls.",
+)  # fmt: skip
+API_CALL_DURATION = _m(
+    "otelperf.api.call.duration", "otelperf_api_call_duration_seconds", "histogram", "s",
+    (API, MODEL, OUTCOME), "External API call duration.",
+)  # fmt: skip
+API_TOKENS = _m(
+    "otelperf.api.tokens", "otelperf_api_tokens_total", "counter", "{token}",
+    (API, MODEL, TOKEN_TYPE), "Tokens sent (input) and received (output) by API calls.",
+)  # fmt: skip
+API_COST = _m(
+    "otelperf.api.cost_usd", "otelperf_api_cost_usd_total", "counter", "",
+    (API, MODEL), "Cost of API calls in US dollars.",
+)  # fmt: skip
+
+# --- host (OTel semantic conventions, as the Prometheus exporter names them) -------------------
+HOST_CPU_UTILIZATION = _m(
+    "system.cpu.utilization", "system_cpu_utilization", "gauge", "1",
+    (), "Host CPU utilization, 0..1, over the time since the previous scrape.",
+)  # fmt: skip
+HOST_MEMORY_UTILIZATION = _m(
+    "system.memory.utilization", "system_memory_utilization", "gauge", "1",
+    (), "Host memory in use, 0..1.",
+)  # fmt: skip
+HOST_FILESYSTEM_UTILIZATION = _m(
+    "system.filesystem.utilization", "system_filesystem_utilization", "gauge", "1",
+    (MOUNTPOINT,), "Filesystem space in use per mount point, 0..1.",
+)  # fmt: skip
+
+# The OTel metrics otelperf itself defines, in documentation order.
+OTEL_METRICS: tuple[Metric, ...] = (
+    OPERATION_DURATION, OPERATION_ITEMS, OPERATION_BYTES, OPERATION_IN_FLIGHT, OPERATION_CPU,
+    OPERATION_MEMORY_DELTA, CRITICAL_PATH, SELF_TIME, ROOT_DURATION, ROOTS, DROPPED_SPANS,
+    TRACES_IN_FLIGHT, INTERNAL_ERRORS, CARDINALITY_OVERFLOW, CACHE_REQUESTS, API_CALLS,
+    API_CALL_DURATION, API_TOKENS, API_COST, HOST_CPU_UTILIZATION, HOST_MEMORY_UTILIZATION,
+    HOST_FILESYSTEM_UTILIZATION,
+)  # fmt: skip
+
+TARGET_INFO = "target_info"

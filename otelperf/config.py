@@ -1,0 +1,217 @@
+"""Settings from arguments and OTEL_* / OTELPERF_* environment variables, validated once.
+
+Arguments beat variables; variables beat defaults.  Every error names the argument or the
+variable and the offending value, so a typo in a deployment manifest is found at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from otelperf._names import DEFAULT_DURATION_BUCKETS
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9464
+DEFAULT_MAX_OPERATIONS = 1000
+
+
+class ConfigError(ValueError):
+    """A setting (argument, environment variable or file key) has an invalid value."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(value: str, source: str) -> bool:
+    """Parse a boolean the way OTel SDKs do (case-insensitive true/false, plus 1/0, yes/no)."""
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ConfigError(f"{source}={value!r} is not a boolean (use true or false)")
+
+
+def parse_int(value: object, source: str, *, low: int, high: int | None = None) -> int:
+    """Parse an integer in [low, high]; ``source`` names the argument or variable."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}={value!r} is not an integer")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
+        try:
+            n = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{source}={value!r} is not an integer") from None
+    else:
+        raise ConfigError(f"{source}={value!r} is not an integer")
+    if n < low or (high is not None and n > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{source}={n} is out of range: it must be {bound}")
+    return n
+
+
+def parse_float(value: object, source: str, *, low: float = 0.0, high: float | None = None) -> float:
+    """Parse a finite float in [low, high]."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}={value!r} is not a number")
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}={value!r} is not a number") from None
+    if not math.isfinite(x) or x < low or (high is not None and x > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{source}={value!r} is out of range: it must be a number {bound}")
+    return x
+
+
+def parse_buckets(value: object, source: str) -> tuple[float, ...]:
+    """Histogram boundaries: a comma-separated string or a sequence, strictly increasing."""
+    items: Iterable[object]
+    if isinstance(value, str):
+        items = [p for p in value.split(",") if p.strip()]
+    elif isinstance(value, Iterable):
+        items = value
+    else:
+        raise ConfigError(f"{source}={value!r} is not a list of bucket boundaries")
+    out = tuple(parse_float(v, source, low=-math.inf) for v in items)
+    if not out:
+        raise ConfigError(f"{source} is empty: give at least one bucket boundary")
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ConfigError(f"{source}={value!r}: bucket boundaries must be strictly increasing")
+    return out
+
+
+def parse_resource_attributes(value: str, source: str = "OTEL_RESOURCE_ATTRIBUTES") -> dict[str, str]:
+    """``key1=value1,key2=value2`` as the OTel specification defines it (values percent-decoded)."""
+    from urllib.parse import unquote
+
+    out: dict[str, str] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{source}: {part.strip()!r} is not of the form key=value")
+        out[key.strip()] = unquote(val.strip())
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one :func:`otelperf.configure` call (hashable, compared for idempotency)."""
+
+    service_name: str
+    resource_attributes: tuple[tuple[str, str], ...]
+    prometheus_host: str
+    prometheus_port: int
+    start_server: bool
+    disabled: bool
+    max_operations: int
+    duration_buckets: tuple[float, ...]
+    track_cpu: bool
+    extra: tuple[tuple[str, object], ...] = field(default=())
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    v = env.get(name)
+    return v if v is not None and v.strip() != "" else None
+
+
+def resolve(
+    *,
+    service_name: str | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    start_server: bool = True,
+    disabled: bool | None = None,
+    max_operations: int | None = None,
+    duration_buckets: Iterable[float] | None = None,
+    track_cpu: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings; arguments beat environment variables, which beat defaults.
+
+    >>> resolve(service_name="api", prometheus_port=0, env={}).prometheus_port
+    0
+    """
+    env = os.environ if env is None else env
+
+    attrs: dict[str, str] = {}
+    raw_attrs = _env(env, "OTEL_RESOURCE_ATTRIBUTES")
+    if raw_attrs is not None:
+        attrs.update(parse_resource_attributes(raw_attrs))
+    if resource_attributes is not None:
+        if not isinstance(resource_attributes, Mapping):
+            raise ConfigError(f"resource_attributes={resource_attributes!r} is not a mapping")
+        attrs.update({str(k): str(v) for k, v in resource_attributes.items()})
+
+    if service_name is not None:
+        if not isinstance(service_name, str) or not service_name.strip():
+            raise ConfigError(f"service_name={service_name!r} must be a non-empty string")
+        name = service_name
+    else:
+        name = _env(env, "OTEL_SERVICE_NAME") or attrs.get("service.name") or "unknown_service"
+    attrs["service.name"] = name
+
+    if prometheus_host is not None:
+        if not isinstance(prometheus_host, str) or not prometheus_host.strip():
+            raise ConfigError(f"prometheus_host={prometheus_host!r} must be a host name or address")
+        host = prometheus_host
+    else:
+        host = _env(env, "OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_HOST
+
+    if prometheus_port is not None:
+        port = parse_int(prometheus_port, "prometheus_port", low=0, high=65535)
+    else:
+        raw = _env(env, "OTEL_EXPORTER_PROMETHEUS_PORT")
+        port = (
+            DEFAULT_PORT
+            if raw is None
+            else parse_int(raw, "OTEL_EXPORTER_PROMETHEUS_PORT", low=0, high=65535)
+        )
+
+    if disabled is None:
+        raw = _env(env, "OTEL_SDK_DISABLED")
+        disabled = False if raw is None else parse_bool(raw, "OTEL_SDK_DISABLED")
+
+    if max_operations is not None:
+        max_ops = parse_int(max_operations, "max_operations", low=1)
+    else:
+        raw = _env(env, "OTELPERF_MAX_OPERATIONS")
+        max_ops = (
+            DEFAULT_MAX_OPERATIONS
+            if raw is None
+            else parse_int(raw, "OTELPERF_MAX_OPERATIONS", low=1)
+        )
+
+    if duration_buckets is not None:
+        buckets = parse_buckets(duration_buckets, "duration_buckets")
+    else:
+        raw = _env(env, "OTELPERF_DURATION_BUCKETS")
+        buckets = (
+            DEFAULT_DURATION_BUCKETS
+            if raw is None
+            else parse_buckets(raw, "OTELPERF_DURATION_BUCKETS")
+        )
+
+    if track_cpu is None:
+        raw = _env(env, "OTELPERF_TRACK_CPU")
+        track_cpu = True if raw is None else parse_bool(raw, "OTELPERF_TRACK_CPU")
+
+    return Settings(
+        service_name=name,
+        resource_attributes=tuple(sorted(attrs.items())),
+        prometheus_host=host,
+        prometheus_port=port,
+        start_server=bool(start_server),
+        disabled=bool(disabled),
+        max_operations=max_ops,
+        duration_buckets=buckets,
+        track_cpu=bool(track_cpu),
+    )

@@ -1,0 +1,229 @@
+"""The demo service: a simulated order service that exercises everything otelperf measures.
+
+Each request is a root operation ``handle_order`` with nested stages: ``download`` (waiting,
+reports bytes), ``parse`` (CPU-bound, reports items), ``enrich`` (an asyncio.gather fan-out of
+``fetch_price`` calls) and ``store``.  ``--error-rate`` makes ``store`` fail that often and
+``--slow OPERATION`` makes one stage 20 times slower, so dashboards and alerts have faults to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from otelperf.config import ConfigError, parse_float, parse_int
+from otelperf.instrument import measure
+
+ROOT = "handle_order"
+STAGES = ("download", "parse", "enrich", "fetch_price", "store")
+SLOW_FACTOR = 20.0
+
+
+class StoreError(Exception):
+    """The simulated database rejected the write."""
+
+
+@dataclass
+class DemoConfig:
+    """Knobs of the simulated service (validated by :func:`validate`)."""
+
+    error_rate: float = 0.02
+    slow: str | None = None
+    workers: int = 4
+    fault_seconds: float | None = None  # faults stop after this many seconds (None: never)
+    seed: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def factor(self, stage: str) -> float:
+        return SLOW_FACTOR if self.slow == stage and self.fault_active() else 1.0
+
+    def fault_active(self) -> bool:
+        return self.fault_seconds is None or time.monotonic() - self.started < self.fault_seconds
+
+
+def validate(cfg: DemoConfig) -> DemoConfig:
+    parse_float(cfg.error_rate, "--error-rate", low=0.0, high=1.0)
+    if cfg.slow is not None and cfg.slow not in (ROOT, *STAGES):
+        raise ConfigError(
+            f"--slow={cfg.slow!r} is not an operation of the demo; choose one of "
+            + ", ".join((ROOT, *STAGES))
+        )
+    parse_int(cfg.workers, "--workers", low=1, high=256)
+    return cfg
+
+
+class OrderService:
+    """The simulated service; every stage is measured the way an application would do it."""
+
+    def __init__(self, cfg: DemoConfig) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+
+    async def _sleep(self, stage: str, low_ms: float, high_ms: float) -> None:
+        await asyncio.sleep(self.rng.uniform(low_ms, high_ms) / 1000 * self.cfg.factor(stage))
+
+    async def download(self) -> bytes:
+        async with measure("download") as op:
+            await self._sleep("download", 5, 20)
+            payload = json.dumps(
+                [{"sku": f"SKU-{i}", "qty": self.rng.randint(1, 5)} for i in range(200)]
+            ).encode()
+            op.add_bytes(len(payload))
+            return payload
+
+    def parse(self, payload: bytes) -> list[dict[str, object]]:
+        # CPU-bound on purpose: real decoding work, repeated to take a few milliseconds.
+        with measure("parse") as op:
+            rounds = int(8 * self.cfg.factor("parse"))
+            rows: list[dict[str, object]] = []
+            for _ in range(rounds):
+                rows = json.loads(payload)
+                json.dumps(rows, sort_keys=True)
+            op.add_items(len(rows))
+            return rows
+
+    async def fetch_price(self, sku: str) -> float:
+        async with measure("fetch_price"):
+            await self._sleep("fetch_price", 2, 12)
+            return self.rng.uniform(1, 100)
+
+    async def enrich(self, rows: list[dict[str, object]]) -> float:
+        async with measure("enrich") as op:
+            skus = [str(r["sku"]) for r in rows[:4]]
+            prices = await asyncio.gather(*(self.fetch_price(s) for s in skus))
+            op.add_items(len(prices))
+            return sum(prices)
+
+    async def store(self, total: float) -> None:
+        async with measure("store"):
+            await self._sleep("store", 2, 8)
+            if self.cfg.fault_active() and self.rng.random() < self.cfg.error_rate:
+                raise StoreError("write conflict on orders table")
+
+    async def handle_order(self) -> None:
+        async with measure(ROOT):
+            await self._sleep(ROOT, 0.5, 1.5)
+            payload = await self.download()
+            rows = self.parse(payload)
+            total = await self.enrich(rows)
+            await self.store(total)
+
+
+async def run_service(
+    cfg: DemoConfig,
+    stop: asyncio.Event,
+    on_tick: Callable[[], None] | None = None,
+    tick_seconds: float = 5.0,
+) -> int:
+    """Serve requests on ``cfg.workers`` concurrent workers until ``stop`` is set."""
+    service = OrderService(cfg)
+    handled = 0
+
+    async def worker() -> None:
+        nonlocal handled
+        while not stop.is_set():
+            try:
+                await service.handle_order()
+            except StoreError:
+                pass  # counted by measure(); a real service would return 500
+            handled += 1
+            await asyncio.sleep(service.rng.uniform(0.005, 0.02))
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=tick_seconds)
+            except asyncio.TimeoutError:
+                if on_tick is not None:
+                    on_tick()
+
+    await asyncio.gather(*(worker() for _ in range(cfg.workers)), ticker())
+    return handled
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="address to serve /metrics on "
+                        "(default OTEL_EXPORTER_PROMETHEUS_HOST or 127.0.0.1)")  # fmt: skip
+    parser.add_argument("--port", type=str, default=None, help="port for /metrics "
+                        "(default OTEL_EXPORTER_PROMETHEUS_PORT or 9464; 0 = any free port)")  # fmt: skip
+    parser.add_argument("--duration", type=str, default=None,
+                        help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
+    parser.add_argument("--error-rate", type=str, default="0.02",
+                        help="fraction of requests whose store step fails (0..1, default 0.02)")  # fmt: skip
+    parser.add_argument("--slow", default=None, metavar="OPERATION",
+                        help=f"make one operation {SLOW_FACTOR:g}x slower: "
+                        + ", ".join((ROOT, *STAGES)))  # fmt: skip
+    parser.add_argument("--fault-seconds", type=str, default=None,
+                        help="injected faults (--error-rate, --slow) stop after this many seconds")  # fmt: skip
+    parser.add_argument("--workers", type=str, default="4", help="concurrent requests (default 4)")
+    parser.add_argument("--summary-interval", type=str, default="5",
+                        help="seconds between live summaries (default 5)")  # fmt: skip
+    parser.add_argument("--service-name", default="otelperf-demo", help="service.name resource attribute")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from otelperf.telemetry import configure
+
+    out = out or sys.stdout
+    cfg = validate(
+        DemoConfig(
+            error_rate=parse_float(args.error_rate, "--error-rate", low=0.0, high=1.0),
+            slow=args.slow,
+            workers=parse_int(args.workers, "--workers", low=1, high=256),
+            fault_seconds=None
+            if args.fault_seconds is None
+            else parse_float(args.fault_seconds, "--fault-seconds"),
+        )
+    )
+    duration = None if args.duration is None else parse_float(args.duration, "--duration")
+    interval = parse_float(args.summary_interval, "--summary-interval", low=0.1)
+    port = None if args.port is None else parse_int(args.port, "--port", low=0, high=65535)
+    telemetry = configure(service_name=args.service_name, prometheus_host=args.host,
+                          prometheus_port=port)  # fmt: skip
+    print(f"otelperf demo: serving {telemetry.metrics_url} (Ctrl-C to stop)", file=out, flush=True)
+    summary = _Summary(telemetry, out)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+        return await run_service(cfg, stop, summary.tick, interval)
+
+    try:
+        handled = asyncio.run(main())
+    finally:
+        telemetry.shutdown()
+    print(f"otelperf demo: stopped after {handled} requests", file=out, flush=True)
+    return 0
+
+
+class _Summary:
+    """The live summary printed every few seconds."""
+
+    def __init__(self, telemetry: object, out: TextIO) -> None:
+        from otelperf.report import LiveSummary
+
+        self.telemetry = telemetry
+        self.out = out
+        self.live = LiveSummary()
+
+    def tick(self) -> None:
+        try:
+            text = self.live.render(self.telemetry)
+        except Exception as exc:  # the summary is a convenience; never stop the demo for it
+            text = f"(summary unavailable: {exc})"
+        print(text, file=self.out, flush=True)

@@ -1,0 +1,267 @@
+"""configure(): set up (or attach to) OTel providers, the Prometheus reader and the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import prometheus_client
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+
+from otelperf import _names as N
+from otelperf import instrument
+from otelperf.config import ConfigError, Settings, resolve
+from otelperf.exporter import MetricsServer, prometheus_reader
+
+_log = logging.getLogger("otelperf")
+
+_lock = threading.Lock()
+_current: Telemetry | None = None
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        _log.warning(message)
+
+
+class Telemetry:
+    """What :func:`configure` set up.  ``metrics_url`` is where /metrics is served (or None).
+
+    >>> t = otelperf.configure(service_name="api", prometheus_port=0)  # doctest: +SKIP
+    >>> t.metrics_url                                                  # doctest: +SKIP
+    'http://127.0.0.1:40123/metrics'
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        key: tuple[Any, ...],
+        tracer_provider: Any,
+        meter_provider: Any,
+        registry: CollectorRegistry,
+        pipeline: instrument._Pipeline,
+        owns_tracer_provider: bool,
+        owns_meter_provider: bool,
+    ) -> None:
+        self.settings = settings
+        self._key = key
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.registry = registry
+        self._pipeline = pipeline
+        self._owns_tp = owns_tracer_provider
+        self._owns_mp = owns_meter_provider
+        self._server: MetricsServer | None = None
+        self._closed = False
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port/metrics`` of the running server, None when not serving."""
+        return self._server.url if self._server is not None else None
+
+    @property
+    def enabled(self) -> bool:
+        return not self.settings.disabled
+
+    def _start_server(self) -> None:
+        s = self.settings
+        self._server = MetricsServer(s.prometheus_host, s.prometheus_port, self.registry)
+
+    def shutdown(self) -> None:
+        """Stop the HTTP server, flush and shut down the providers otelperf created.
+
+        Safe to call twice.  Afterwards configure() may be called again with other settings.
+        """
+        global _current
+        with _lock:
+            if self._closed:
+                return
+            self._closed = True
+            if _current is self:
+                _current = None
+                instrument._install(None)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self._shutdown_providers_quietly(flush=True)
+
+    def _shutdown_providers_quietly(self, flush: bool = False) -> None:
+        for owned, provider in ((self._owns_tp, self.tracer_provider),
+                                (self._owns_mp, self.meter_provider)):  # fmt: skip
+            if owned and provider is not None:
+                try:
+                    if flush:
+                        provider.force_flush()
+                    provider.shutdown()
+                except Exception as exc:  # a flush failure must not break shutdown
+                    _log.warning("otelperf: provider shutdown failed: %s", exc)
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _is_unset_tracer_provider(tp: Any) -> bool:
+    return isinstance(tp, trace.ProxyTracerProvider)
+
+
+def _is_unset_meter_provider(mp: Any) -> bool:
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    proxy = getattr(metrics_internal, "_ProxyMeterProvider", None)
+    return proxy is not None and isinstance(mp, proxy)
+
+
+def _has_prometheus_reader(mp: Any) -> bool:
+    readers = getattr(getattr(mp, "_sdk_config", None), "metric_readers", ())
+    return any(isinstance(r, PrometheusMetricReader) for r in readers)
+
+
+def configure(
+    *,
+    service_name: str | None = None,
+    prometheus_host: str | None = None,
+    prometheus_port: int | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    registry: CollectorRegistry | None = None,
+    set_global: bool = True,
+    start_server: bool = True,
+    disabled: bool | None = None,
+    max_operations: int | None = None,
+    duration_buckets: Iterable[float] | None = None,
+    track_cpu: bool | None = None,
+) -> Telemetry:
+    """Set up otelperf once per process and serve /metrics; returns the :class:`Telemetry`.
+
+    Arguments beat the OTEL_* / OTELPERF_* variables (see docs/configuration.md).  Providers
+    the application already installed are reused; otherwise SDK providers are created (and
+    installed as the global ones unless ``set_global=False``).  Calling it again with the same
+    arguments returns the same Telemetry; with different ones it raises ConfigError.
+
+    >>> telemetry = otelperf.configure(service_name="checkout")  # doctest: +SKIP
+    >>> telemetry.shutdown()                                     # doctest: +SKIP
+    """
+    global _current
+    settings = resolve(
+        service_name=service_name,
+        prometheus_host=prometheus_host,
+        prometheus_port=prometheus_port,
+        resource_attributes=resource_attributes,
+        start_server=start_server,
+        disabled=disabled,
+        max_operations=max_operations,
+        duration_buckets=duration_buckets,
+        track_cpu=track_cpu,
+    )
+    key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
+    with _lock:
+        if _current is not None:
+            if _current._key == key:
+                return _current
+            raise ConfigError(
+                "otelperf.configure() was already called with different settings "
+                f"({_describe_difference(_current.settings, settings)}); call "
+                "Telemetry.shutdown() first to reconfigure"
+            )
+        telemetry = _build(settings, key, tracer_provider, meter_provider, registry, set_global)
+        if settings.start_server and not settings.disabled:
+            try:
+                telemetry._start_server()
+            except Exception:
+                telemetry._closed = True
+                telemetry._shutdown_providers_quietly()
+                raise
+        _current = telemetry
+        instrument._install(telemetry._pipeline)
+        return telemetry
+
+
+def _describe_difference(old: Settings, new: Settings) -> str:
+    diffs = [
+        f"{f}: {getattr(old, f)!r} -> {getattr(new, f)!r}"
+        for f in old.__dataclass_fields__
+        if getattr(old, f) != getattr(new, f)
+    ]
+    return "; ".join(diffs) or "other providers or registry"
+
+
+def _build(
+    settings: Settings,
+    key: tuple[Any, ...],
+    tracer_provider: Any,
+    meter_provider: Any,
+    registry: CollectorRegistry | None,
+    set_global: bool,
+) -> Telemetry:
+    reg = registry if registry is not None else prometheus_client.REGISTRY
+    resource = Resource.create(dict(settings.resource_attributes))
+
+    if settings.disabled:
+        pipeline = instrument._Pipeline(
+            trace.NoOpTracer(), metrics.NoOpMeter(N.METER_NAME), enabled=False
+        )
+        return Telemetry(settings, key, None, None, reg, pipeline, False, False)
+
+    owns_tp = False
+    tp = tracer_provider
+    if tp is None:
+        tp = trace.get_tracer_provider()
+        if _is_unset_tracer_provider(tp) or not set_global:
+            tp = TracerProvider(resource=resource)
+            owns_tp = True
+            if set_global:
+                trace.set_tracer_provider(tp)
+    if not isinstance(tp, TracerProvider):
+        _warn_once(
+            "tp",
+            f"otelperf: the tracer provider is a {type(tp).__name__}, not an OpenTelemetry SDK "
+            "TracerProvider, so otelperf cannot add its span processor: bottleneck and API "
+            "metrics will be missing. Install opentelemetry-sdk's TracerProvider, or call "
+            "otelperf.configure() before setting a provider.",
+        )
+
+    owns_mp = False
+    mp = meter_provider
+    if mp is None:
+        mp = metrics.get_meter_provider()
+        if _is_unset_meter_provider(mp) or not set_global:
+            mp = MeterProvider(metric_readers=[prometheus_reader(reg)], resource=resource)
+            owns_mp = True
+            if set_global:
+                metrics.set_meter_provider(mp)
+    if not owns_mp and not _has_prometheus_reader(mp):
+        _warn_once(
+            "mp",
+            f"otelperf: the application's meter provider ({type(mp).__name__}) has no "
+            "PrometheusMetricReader, so otelperf's metrics go to that provider's exporters but "
+            "not to /metrics. To expose them, create it with "
+            "MeterProvider(metric_readers=[otelperf.prometheus_reader(prometheus_client.REGISTRY), "
+            "...]), or call otelperf.configure() before setting a meter provider.",
+        )
+
+    pipeline = instrument._Pipeline(
+        tp.get_tracer(N.TRACER_NAME),
+        mp.get_meter(N.METER_NAME),
+        max_operations=settings.max_operations,
+        duration_buckets=settings.duration_buckets,
+        track_cpu=settings.track_cpu,
+    )
+    return Telemetry(settings, key, tp, mp, reg, pipeline, owns_tp, owns_mp)
+
+
+def current() -> Telemetry | None:
+    """The Telemetry of the last configure() call that was not shut down, if any."""
+    return _current
