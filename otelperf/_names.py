@@ -191,3 +191,99 @@ OTEL_METRICS: tuple[Metric, ...] = (
 )  # fmt: skip
 
 TARGET_INFO = "target_info"
+
+# --- Prometheus-side names the alert rules use -------------------------------------------------
+JOB = "job"
+INSTANCE = "instance"
+SEVERITY = "severity"
+# prometheus_client's ProcessCollector exposes this (bytes); the memory alerts read it.
+PROCESS_RESIDENT_MEMORY = "process_resident_memory_bytes"
+# Prometheus itself writes these two.
+UP = "up"
+ALERTS = "ALERTS"
+
+
+# --- recording rules (alert_rules/recording.yml, written by ``otelperf rules``) ----------------
+# Named level:metric:operations.  "rate" rules use the configured rate window (``rate_window``,
+# default 5m), so the window is not part of the name; rules with a fixed window say it (1h, 1d).
+# Dashboards query these by name; the alerts are built on them.
+@dataclass(frozen=True)
+class Recording:
+    """One recording rule: its series name, the labels it keeps, and what it holds."""
+
+    name: str
+    labels: tuple[str, ...]
+    help: str
+
+
+REC_OPERATION_REQUESTS = Recording(
+    "otelperf:operation_requests:rate", (JOB, OPERATION), "Finished operations per second.",
+)  # fmt: skip
+REC_OPERATION_ERRORS = Recording(
+    "otelperf:operation_errors:rate", (JOB, OPERATION), "Failed operations per second.",
+)  # fmt: skip
+REC_OPERATION_ERROR_RATIO = Recording(
+    "otelperf:operation_errors:ratio_rate", (JOB, OPERATION),
+    "Failed / finished operations, 0..1 (absent while an operation has no traffic).",
+)  # fmt: skip
+REC_OPERATION_P95 = Recording(
+    "otelperf:operation_duration_seconds:p95", (JOB, OPERATION),
+    "95th percentile operation duration over the rate window, seconds.",
+)  # fmt: skip
+REC_OPERATION_P95_1H = Recording(
+    "otelperf:operation_duration_seconds:p95_1h", (JOB, OPERATION),
+    "95th percentile operation duration over the last hour, seconds.",
+)  # fmt: skip
+REC_OPERATION_REQUESTS_1H = Recording(
+    "otelperf:operation_requests:increase1h", (JOB, OPERATION),
+    "Operations finished in the last hour.",
+)  # fmt: skip
+REC_OPERATION_P95_MEAN_1D = Recording(
+    "otelperf:operation_duration_seconds:p95_mean1d", (JOB, OPERATION),
+    "Mean of the p95 recording over the last day, seconds.",
+)  # fmt: skip
+REC_OPERATION_P95_STDDEV_1D = Recording(
+    "otelperf:operation_duration_seconds:p95_stddev1d", (JOB, OPERATION),
+    "Standard deviation of the p95 recording over the last day, seconds.",
+)  # fmt: skip
+REC_OPERATION_ITEMS = Recording(
+    "otelperf:operation_items:rate", (JOB, OPERATION), "Items processed per second.",
+)  # fmt: skip
+REC_OPERATION_ITEMS_PER_BUSY_SECOND = Recording(
+    "otelperf:operation_items:per_busy_second", (JOB, OPERATION),
+    "Items processed per second spent inside the operation (its speed while it runs).",
+)  # fmt: skip
+REC_CRITICAL_PATH_SHARE = Recording(
+    "otelperf:critical_path:share", (JOB, ROOT_OPERATION, OPERATION),
+    "Fraction of its root's duration an operation spent on the critical path, 0..1.",
+)  # fmt: skip
+REC_CRITICAL_PATH_SHARE_1H = Recording(
+    "otelperf:critical_path:share1h", (JOB, ROOT_OPERATION, OPERATION),
+    "Critical-path share over the last hour, 0..1.",
+)  # fmt: skip
+REC_CACHE_REQUESTS = Recording(
+    "otelperf:cache_requests:rate", (JOB, CACHE), "Cache lookups per second.",
+)  # fmt: skip
+REC_CACHE_HIT_RATIO = Recording(
+    "otelperf:cache_hits:ratio_rate", (JOB, CACHE),
+    "Cache hits / lookups, 0..1 (absent while a cache has no lookups).",
+)  # fmt: skip
+REC_API_CALLS = Recording(
+    "otelperf:api_calls:rate", (JOB, API), "External API calls per second.",
+)  # fmt: skip
+REC_API_ERROR_RATIO = Recording(
+    "otelperf:api_errors:ratio_rate", (JOB, API),
+    "Failed / all external API calls, 0..1 (absent while an API has no calls).",
+)  # fmt: skip
+REC_API_COST_1H = Recording(
+    "otelperf:api_cost_usd:rate1h", (JOB, API),
+    "API spend in US dollars per second, averaged over the last hour.",
+)  # fmt: skip
+
+RECORDINGS: tuple[Recording, ...] = (
+    REC_OPERATION_REQUESTS, REC_OPERATION_ERRORS, REC_OPERATION_ERROR_RATIO, REC_OPERATION_P95,
+    REC_OPERATION_P95_1H, REC_OPERATION_REQUESTS_1H, REC_OPERATION_P95_MEAN_1D,
+    REC_OPERATION_P95_STDDEV_1D, REC_OPERATION_ITEMS, REC_OPERATION_ITEMS_PER_BUSY_SECOND,
+    REC_CRITICAL_PATH_SHARE, REC_CRITICAL_PATH_SHARE_1H, REC_CACHE_REQUESTS, REC_CACHE_HIT_RATIO,
+    REC_API_CALLS, REC_API_ERROR_RATIO, REC_API_COST_1H,
+)  # fmt: skip
