@@ -202,6 +202,68 @@ PROCESS_RESIDENT_MEMORY = "process_resident_memory_bytes"
 UP = "up"
 ALERTS = "ALERTS"
 
+# --- process and runtime ------------------------------------------------------------------------
+# prometheus_client's ProcessCollector (Linux /proc, read as /proc/self so it is fork-safe),
+# GCCollector and PlatformCollector already expose these on prometheus_client.REGISTRY; configure()
+# registers them on a private registry too.  They are not OTel instruments (otel is "").  The
+# thread count comes from psutil through an OTel gauge named as the semantic conventions do.
+RESOURCES_METER_NAME = "otelperf.resources"
+PROC_CPU = _m(
+    "", "process_cpu_seconds_total", "counter", "s",
+    (), "CPU time (user + system) the process has used.",
+)  # fmt: skip
+PROC_RESIDENT_MEMORY = _m(
+    "", PROCESS_RESIDENT_MEMORY, "gauge", "By", (), "Resident memory of the process.",
+)  # fmt: skip
+PROC_VIRTUAL_MEMORY = _m(
+    "", "process_virtual_memory_bytes", "gauge", "By", (), "Virtual memory size of the process.",
+)  # fmt: skip
+PROC_START_TIME = _m(
+    "", "process_start_time_seconds", "gauge", "s", (), "Process start time, Unix epoch seconds.",
+)  # fmt: skip
+PROC_OPEN_FDS = _m(
+    "", "process_open_fds", "gauge", "{fd}", (), "Open file descriptors.",
+)  # fmt: skip
+PROC_MAX_FDS = _m(
+    "", "process_max_fds", "gauge", "{fd}", (), "Open file descriptor limit (ulimit -n).",
+)  # fmt: skip
+PROC_THREADS = _m(
+    "process.thread.count", "process_thread_count", "gauge", "{thread}",
+    (), "Threads of the process (psutil).",
+)  # fmt: skip
+GC_OBJECTS_COLLECTED = _m(
+    "", "python_gc_objects_collected_total", "counter", "{object}",
+    (GENERATION,), "Objects the Python garbage collector freed, per generation.",
+)  # fmt: skip
+GC_OBJECTS_UNCOLLECTABLE = _m(
+    "", "python_gc_objects_uncollectable_total", "counter", "{object}",
+    (GENERATION,), "Uncollectable objects the garbage collector found, per generation.",
+)  # fmt: skip
+GC_COLLECTIONS = _m(
+    "", "python_gc_collections_total", "counter", "{collection}",
+    (GENERATION,), "Garbage collector runs, per generation.",
+)  # fmt: skip
+PYTHON_INFO = _m(
+    "", "python_info", "gauge", "",
+    ("implementation", "major", "minor", "patchlevel", "version"),
+    "Python implementation and version (value 1).",
+)  # fmt: skip
+TARGET_INFO_METRIC = _m(
+    "", TARGET_INFO, "gauge", "",
+    ("service_name", "service_instance_id", "telemetry_sdk_language", "telemetry_sdk_name",
+     "telemetry_sdk_version"),
+    "OTel resource attributes as labels (value 1); OTEL_RESOURCE_ATTRIBUTES adds more.",
+)  # fmt: skip
+
+# Process and runtime metrics, in documentation order.
+PROCESS_METRICS: tuple[Metric, ...] = (
+    PROC_CPU, PROC_RESIDENT_MEMORY, PROC_VIRTUAL_MEMORY, PROC_START_TIME, PROC_OPEN_FDS,
+    PROC_MAX_FDS, PROC_THREADS, GC_OBJECTS_COLLECTED, GC_OBJECTS_UNCOLLECTABLE, GC_COLLECTIONS,
+    PYTHON_INFO,
+)  # fmt: skip
+# Everything a scrape of otelperf's /metrics can show, in documentation order (docs/metrics.md).
+ALL_METRICS: tuple[Metric, ...] = (*OTEL_METRICS, *PROCESS_METRICS, TARGET_INFO_METRIC)
+
 
 # --- recording rules (alert_rules/recording.yml, written by ``otelperf rules``) ----------------
 # Named level:metric:operations.  "rate" rules use the configured rate window (``rate_window``,
