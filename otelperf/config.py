@@ -16,6 +16,10 @@ from otelperf._names import DEFAULT_DURATION_BUCKETS
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
 DEFAULT_MAX_OPERATIONS = 1000
+# /health: host ratios above these are "degraded" (see docs/metrics.md#health).
+DEFAULT_HEALTH_CPU_THRESHOLD = 0.8
+DEFAULT_HEALTH_MEMORY_THRESHOLD = 0.8
+DEFAULT_HEALTH_DISK_THRESHOLD = 0.9
 
 
 class ConfigError(ValueError):
@@ -86,6 +90,47 @@ def parse_buckets(value: object, source: str) -> tuple[float, ...]:
     return out
 
 
+_BYTE_UNITS = {
+    "": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+    "ki": 2**10, "kib": 2**10, "mi": 2**20, "mib": 2**20, "gi": 2**30, "gib": 2**30,
+}  # fmt: skip
+
+
+def parse_bytes(value: object, source: str) -> int:
+    """A size in bytes: an int, or a string with an optional unit (``512Mi``, ``2G``, ``1.5GiB``).
+
+    >>> parse_bytes("512Mi", "process_memory_limit")
+    536870912
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}={value!r} is not a size in bytes")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str):
+        text = value.strip()
+        num = text.rstrip("bBkKmMgGiI")
+        unit = text[len(num) :].strip().lower()
+        if unit not in _BYTE_UNITS:
+            raise ConfigError(
+                f"{source}={value!r} has an unknown unit {unit!r} "
+                "(use bytes, or K, M, G, Ki, Mi, Gi)"
+            )
+        try:
+            x = float(num) * _BYTE_UNITS[unit]
+        except ValueError:
+            raise ConfigError(
+                f"{source}={value!r} is not a size in bytes (e.g. 536870912 or 512Mi)"
+            ) from None
+        if not math.isfinite(x):
+            raise ConfigError(f"{source}={value!r} is not a size in bytes")
+        n = int(x)
+    else:
+        raise ConfigError(f"{source}={value!r} is not a size in bytes")
+    if n < 1:
+        raise ConfigError(f"{source}={value!r} is out of range: it must be at least 1 byte")
+    return n
+
+
 def parse_resource_attributes(value: str, source: str = "OTEL_RESOURCE_ATTRIBUTES") -> dict[str, str]:
     """``key1=value1,key2=value2`` as the OTel specification defines it (values percent-decoded)."""
     from urllib.parse import unquote
@@ -115,6 +160,10 @@ class Settings:
     duration_buckets: tuple[float, ...]
     track_cpu: bool
     extra: tuple[tuple[str, object], ...] = field(default=())
+    health_cpu_threshold: float = DEFAULT_HEALTH_CPU_THRESHOLD
+    health_memory_threshold: float = DEFAULT_HEALTH_MEMORY_THRESHOLD
+    health_disk_threshold: float = DEFAULT_HEALTH_DISK_THRESHOLD
+    process_memory_limit: int | None = None
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -134,6 +183,10 @@ def resolve(
     duration_buckets: Iterable[float] | None = None,
     track_cpu: bool | None = None,
     env: Mapping[str, str] | None = None,
+    health_cpu_threshold: float | None = None,
+    health_memory_threshold: float | None = None,
+    health_disk_threshold: float | None = None,
+    process_memory_limit: int | str | None = None,
 ) -> Settings:
     """Resolve settings; arguments beat environment variables, which beat defaults.
 
@@ -204,6 +257,32 @@ def resolve(
         raw = _env(env, "OTELPERF_TRACK_CPU")
         track_cpu = True if raw is None else parse_bool(raw, "OTELPERF_TRACK_CPU")
 
+    thresholds: dict[str, float] = {}
+    for arg, var, value, default in (
+        ("health_cpu_threshold", "OTELPERF_HEALTH_CPU_THRESHOLD", health_cpu_threshold,
+         DEFAULT_HEALTH_CPU_THRESHOLD),
+        ("health_memory_threshold", "OTELPERF_HEALTH_MEMORY_THRESHOLD", health_memory_threshold,
+         DEFAULT_HEALTH_MEMORY_THRESHOLD),
+        ("health_disk_threshold", "OTELPERF_HEALTH_DISK_THRESHOLD", health_disk_threshold,
+         DEFAULT_HEALTH_DISK_THRESHOLD),
+    ):  # fmt: skip
+        raw = _env(env, var)
+        try:
+            if value is not None:
+                thresholds[arg] = parse_float(value, arg, low=0.0, high=1.0)
+            elif raw is not None:
+                thresholds[arg] = parse_float(raw, var, low=0.0, high=1.0)
+            else:
+                thresholds[arg] = default
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (a ratio: 0.8 means 80 %)") from None
+
+    if process_memory_limit is not None:
+        mem_limit: int | None = parse_bytes(process_memory_limit, "process_memory_limit")
+    else:
+        raw = _env(env, "OTELPERF_PROCESS_MEMORY_LIMIT")
+        mem_limit = None if raw is None else parse_bytes(raw, "OTELPERF_PROCESS_MEMORY_LIMIT")
+
     return Settings(
         service_name=name,
         resource_attributes=tuple(sorted(attrs.items())),
@@ -214,4 +293,8 @@ def resolve(
         max_operations=max_ops,
         duration_buckets=buckets,
         track_cpu=bool(track_cpu),
+        health_cpu_threshold=thresholds["health_cpu_threshold"],
+        health_memory_threshold=thresholds["health_memory_threshold"],
+        health_disk_threshold=thresholds["health_disk_threshold"],
+        process_memory_limit=mem_limit,
     )

@@ -19,6 +19,7 @@ from otelperf import _names as N
 from otelperf import instrument
 from otelperf.config import ConfigError, Settings, resolve
 from otelperf.exporter import MetricsServer, prometheus_reader
+from otelperf.resources import HealthThresholds, ResourceMonitor
 
 _log = logging.getLogger("otelperf")
 
@@ -62,6 +63,7 @@ class Telemetry:
         self._owns_mp = owns_meter_provider
         self._server: MetricsServer | None = None
         self._closed = False
+        self._resources: ResourceMonitor | None = None  # host/process metrics and /health
 
     @property
     def metrics_url(self) -> str | None:
@@ -74,7 +76,10 @@ class Telemetry:
 
     def _start_server(self) -> None:
         s = self.settings
-        self._server = MetricsServer(s.prometheus_host, s.prometheus_port, self.registry)
+        health = self._resources.health if self._resources is not None else None
+        self._server = MetricsServer(
+            s.prometheus_host, s.prometheus_port, self.registry, health=health
+        )
 
     def shutdown(self) -> None:
         """Stop the HTTP server, flush and shut down the providers otelperf created.
@@ -92,6 +97,8 @@ class Telemetry:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._resources is not None:
+            self._resources.close()
         self._shutdown_providers_quietly(flush=True)
 
     def _shutdown_providers_quietly(self, flush: bool = False) -> None:
@@ -143,6 +150,10 @@ def configure(
     max_operations: int | None = None,
     duration_buckets: Iterable[float] | None = None,
     track_cpu: bool | None = None,
+    health_cpu_threshold: float | None = None,
+    health_memory_threshold: float | None = None,
+    health_disk_threshold: float | None = None,
+    process_memory_limit: int | str | None = None,
 ) -> Telemetry:
     """Set up otelperf once per process and serve /metrics; returns the :class:`Telemetry`.
 
@@ -165,6 +176,10 @@ def configure(
         max_operations=max_operations,
         duration_buckets=duration_buckets,
         track_cpu=track_cpu,
+        health_cpu_threshold=health_cpu_threshold,
+        health_memory_threshold=health_memory_threshold,
+        health_disk_threshold=health_disk_threshold,
+        process_memory_limit=process_memory_limit,
     )
     key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
     with _lock:
@@ -259,7 +274,18 @@ def _build(
         duration_buckets=settings.duration_buckets,
         track_cpu=settings.track_cpu,
     )
-    return Telemetry(settings, key, tp, mp, reg, pipeline, owns_tp, owns_mp)
+    telemetry = Telemetry(settings, key, tp, mp, reg, pipeline, owns_tp, owns_mp)
+    try:
+        telemetry._resources = ResourceMonitor(
+            mp, reg, HealthThresholds(
+                cpu=settings.health_cpu_threshold, memory=settings.health_memory_threshold,
+                disk=settings.health_disk_threshold,
+                process_memory_limit=settings.process_memory_limit,
+            ),
+        )  # fmt: skip
+    except Exception as exc:  # resource metrics are extras: never fail configure() for them
+        _log.warning("otelperf: host/process metrics and /health unavailable: %s", exc)
+    return telemetry
 
 
 def current() -> Telemetry | None:
