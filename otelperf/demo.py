@@ -166,7 +166,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=str, default="4", help="concurrent requests (default 4)")
     parser.add_argument("--summary-interval", type=str, default="5",
                         help="seconds between live summaries (default 5)")  # fmt: skip
-    parser.add_argument("--service-name", default="otelperf-demo", help="service.name resource attribute")
+    parser.add_argument("--service-name", default=None, help="service.name resource attribute "
+                        "(default OTEL_SERVICE_NAME or otelperf-demo)")  # fmt: skip
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -186,7 +187,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     duration = None if args.duration is None else parse_float(args.duration, "--duration")
     interval = parse_float(args.summary_interval, "--summary-interval", low=0.1)
     port = None if args.port is None else parse_int(args.port, "--port", low=0, high=65535)
-    telemetry = configure(service_name=args.service_name, prometheus_host=args.host,
+    import os
+
+    service = args.service_name or os.environ.get("OTEL_SERVICE_NAME") or "otelperf-demo"
+    telemetry = configure(service_name=service, prometheus_host=args.host,
                           prometheus_port=port)  # fmt: skip
     print(f"otelperf demo: serving {telemetry.metrics_url} (Ctrl-C to stop)", file=out, flush=True)
     summary = _Summary(telemetry, out)

@@ -65,7 +65,8 @@ def make_app(registry: CollectorRegistry, health: HealthCheck | None) -> Callabl
                 [("Allow", "GET, HEAD")],
             )  # fmt: skip
         if path == "/metrics":
-            body = metrics_app(environ, start_response)
+            # prometheus_client answers HEAD with 405; serve it as GET and drop the body below.
+            body = metrics_app(dict(environ, REQUEST_METHOD="GET"), start_response)
         else:
             assert health is not None
             code, doc = health()

@@ -64,6 +64,7 @@ class Telemetry:
         self._server: MetricsServer | None = None
         self._closed = False
         self._resources: ResourceMonitor | None = None  # host/process metrics and /health
+        self._bottleneck: Any = None  # (BottleneckSpanProcessor, sampler wrapper) on tp
 
     @property
     def metrics_url(self) -> str | None:
@@ -73,6 +74,17 @@ class Telemetry:
     @property
     def enabled(self) -> bool:
         return not self.settings.disabled
+
+    def report(self, top: int | None = None) -> Any:
+        """The performance report of this process (totals since it started), as
+        ``otelperf report`` builds it; ``.to_text()``, ``.to_dict()`` and ``.to_json()``
+        render it (otelperf.report.Report, docs/report.md).
+
+        >>> print(telemetry.report().to_text())  # doctest: +SKIP
+        """
+        from otelperf.report import from_registry
+
+        return from_registry(self.registry, top=top)
 
     def _start_server(self) -> None:
         s = self.settings
@@ -99,7 +111,19 @@ class Telemetry:
             self._server = None
         if self._resources is not None:
             self._resources.close()
+        self._detach_processor()
         self._shutdown_providers_quietly(flush=True)
+
+    def _detach_processor(self) -> None:
+        if self._bottleneck is not None:
+            from otelperf import processor
+
+            proc, wrapper = self._bottleneck
+            self._bottleneck = None
+            try:
+                processor.detach(self.tracer_provider, proc, wrapper)
+            except Exception as exc:  # never fail shutdown for it
+                _log.warning("otelperf: removing the span processor failed: %s", exc)
 
     def _shutdown_providers_quietly(self, flush: bool = False) -> None:
         for owned, provider in ((self._owns_tp, self.tracer_provider),
@@ -131,7 +155,8 @@ def _is_unset_meter_provider(mp: Any) -> bool:
 
 
 def _has_prometheus_reader(mp: Any) -> bool:
-    readers = getattr(getattr(mp, "_sdk_config", None), "metric_readers", ())
+    # The SDK keeps its readers privately; an unknown layout counts as "no reader" (a warning).
+    readers = getattr(mp, "_metric_readers", None) or ()
     return any(isinstance(r, PrometheusMetricReader) for r in readers)
 
 
@@ -197,6 +222,7 @@ def configure(
                 telemetry._start_server()
             except Exception:
                 telemetry._closed = True
+                telemetry._detach_processor()
                 telemetry._shutdown_providers_quietly()
                 raise
         _current = telemetry
@@ -275,6 +301,13 @@ def _build(
         track_cpu=settings.track_cpu,
     )
     telemetry = Telemetry(settings, key, tp, mp, reg, pipeline, owns_tp, owns_mp)
+    if isinstance(tp, TracerProvider):
+        from otelperf import processor
+
+        proc = processor.BottleneckSpanProcessor(
+            meter_provider=mp, max_operations=settings.max_operations
+        )
+        telemetry._bottleneck = (proc, processor.attach(tp, proc))
     try:
         telemetry._resources = ResourceMonitor(
             mp, reg, HealthThresholds(
