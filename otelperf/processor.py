@@ -1,0 +1,604 @@
+"""BottleneckSpanProcessor: critical path, self time, cache and external-API counters.
+
+Per span the processor does a dict lookup and an append under one lock (on_start: find the
+span's local root through its parent; on_end: file a ``(id, parent, name, start, end)`` tuple
+with it); the attribution (otelperf._attribution, pure integer functions) runs once per local
+root, when the root ends.  Totals are plain integers read by observable counters at scrape
+time, so ending a root costs no OTel instrument call at all.
+
+Bounded memory: at most ``max_traces_in_flight`` local roots are tracked (further roots and
+their spans are dropped, reason ``capacity``), at most ``max_spans_per_trace`` spans per root
+(``truncated``), roots still open after ``trace_ttl_seconds`` are discarded by a sweep that
+piggybacks on on_end (``expired``; no thread), spans ending after their root are ``late``, and
+operation names past ``max_operations`` are recorded as ``__overflow__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from otelperf import _names as N
+from otelperf import apis
+from otelperf._attribution import SpanTuple, attribute
+from otelperf._errors import Tally
+
+_log = logging.getLogger("otelperf")
+
+METER_NAME = "otelperf.processor"
+COMPONENT = "processor"
+
+CAPACITY = "capacity"
+TRUNCATED = "truncated"
+EXPIRED = "expired"
+LATE = "late"
+REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
+
+# (root, operation) pairs allowed per distinct name: enough for every root to contain every
+# operation of a typical service, still bounded when names are abused.
+PAIRS_PER_OPERATION = 10
+_CLIENT = SpanKind.CLIENT
+
+
+class _Trace:
+    """One local root in flight: the span ids filed under it and the ended spans."""
+
+    __slots__ = ("root_id", "trace_id", "seen", "started", "spans")
+
+    def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
+        self.root_id = root_id
+        self.trace_id = trace_id
+        self.seen = seen
+        self.started: list[int] = [root_id]
+        self.spans: list[SpanTuple] = []
+
+
+class _Instruments:
+    """The instruments on one meter provider; their callbacks read its current processor.
+
+    The SDK keeps the first instrument of a name and drops a later duplicate's callback, so a
+    processor replacing another on the same provider (configure, shutdown, configure again)
+    must reuse these rather than create its own.
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self.current: BottleneckSpanProcessor | None = None
+        for metric, field in (
+            (N.CRITICAL_PATH, "critical"),
+            (N.SELF_TIME, "self"),
+            (N.ROOT_DURATION, "duration"),
+            (N.ROOTS, "roots"),
+            (N.DROPPED_SPANS, "dropped"),
+            (N.INTERNAL_ERRORS, "errors"),
+            (N.CARDINALITY_OVERFLOW, "overflows"),
+            (N.CACHE_REQUESTS, "cache"),
+            (N.API_CALLS, "api_calls"),
+            (N.API_TOKENS, "api_tokens"),
+            (N.API_COST, "api_cost"),
+        ):
+            meter.create_observable_counter(
+                metric.otel, callbacks=[self._callback(field)], unit=metric.unit,
+                description=metric.help,
+            )  # fmt: skip
+        g = N.TRACES_IN_FLIGHT
+        meter.create_observable_up_down_counter(
+            g.otel, callbacks=[self._callback("in_flight")], unit=g.unit, description=g.help
+        )
+        d = N.API_CALL_DURATION
+        self.api_duration = meter.create_histogram(
+            d.otel, unit=d.unit, description=d.help,
+            explicit_bucket_boundaries_advisory=list(N.DEFAULT_DURATION_BUCKETS),
+        )  # fmt: skip
+
+    def _callback(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            p = self.current
+            if p is None:
+                return []
+            try:
+                return p._observe(field)
+            except Exception as exc:
+                p._errors.error(COMPONENT, exc)
+                return []
+
+        return observe
+
+
+_instruments_lock = threading.Lock()
+_instruments: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+
+
+def _instruments_for(meter_provider: Any) -> _Instruments:
+    with _instruments_lock:
+        try:
+            inst = _instruments.get(meter_provider)
+        except TypeError:  # not weak-referenceable: no sharing possible
+            inst = None
+        if inst is None:
+            from otelperf import __version__
+
+            inst = _Instruments(meter_provider.get_meter(METER_NAME, __version__))
+            try:
+                _instruments[meter_provider] = inst
+            except TypeError:
+                pass
+        return inst
+
+
+class _Totals:
+    """Cumulative integer totals behind the observable counters, with bounded label sets."""
+
+    def __init__(self, max_operations: int) -> None:
+        self.max_operations = max_operations
+        self.max_pairs = max_operations * PAIRS_PER_OPERATION
+        self.names: dict[str, str] = {}
+        # key -> [attributes, value, value]; values are ints except cost (float).
+        self.pairs: dict[tuple[str, str], list[Any]] = {}
+        self.roots: dict[str, list[Any]] = {}
+        self.cache: dict[tuple[str, str], list[Any]] = {}
+        self.api_keys: dict[tuple[str, str], tuple[str, str]] = {}
+        self.api_calls: dict[tuple[str, str, str], list[Any]] = {}
+        self.api_tokens: dict[tuple[str, str, str], list[Any]] = {}
+        self.api_cost: dict[tuple[str, str], list[Any]] = {}
+
+
+class RecordEverythingSampler(Sampler):
+    """Wraps the application's sampler: RECORD_ONLY where it would DROP.
+
+    Every span then reaches span processors, so otelperf's metrics are complete, while the
+    trace flags still say "not sampled" and exporting processors (Batch/SimpleSpanProcessor)
+    skip those spans exactly as before.  ``active = False`` turns it into a pass-through.
+    """
+
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
+        self.active = True
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Any = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        r = self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        if r.decision is Decision.DROP and self.active:
+            return SamplingResult(Decision.RECORD_ONLY, r.attributes, r.trace_state)
+        return r
+
+    def get_description(self) -> str:
+        return f"RecordEverything{{{self.delegate.get_description()}}}"
+
+
+
+class BottleneckSpanProcessor(SpanProcessor):
+    """Turns each request's spans into critical-path, self-time, cache and API metrics.
+
+    Add it to any SDK TracerProvider (``configure()`` adds one for you); with
+    ``meter_provider`` it registers its instruments there, else on the global one.
+
+    >>> from opentelemetry.sdk.trace import TracerProvider
+    >>> tp = TracerProvider()
+    >>> tp.add_span_processor(BottleneckSpanProcessor(meter_provider=mp))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: Any = None,
+        max_operations: int = 1000,
+        max_traces_in_flight: int = 10000,
+        max_spans_per_trace: int = 1000,
+        trace_ttl_seconds: float = 60.0,
+        _clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for arg, value in (("max_operations", max_operations),
+                           ("max_traces_in_flight", max_traces_in_flight),
+                           ("max_spans_per_trace", max_spans_per_trace)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"BottleneckSpanProcessor({arg}={value!r}): must be an int")
+            if value < 1:
+                raise ValueError(f"BottleneckSpanProcessor({arg}={value!r}): must be >= 1")
+        if (
+            isinstance(trace_ttl_seconds, bool)
+            or not isinstance(trace_ttl_seconds, (int, float))
+            or not trace_ttl_seconds > 0
+            or trace_ttl_seconds == float("inf")
+        ):
+            raise ValueError(
+                f"BottleneckSpanProcessor(trace_ttl_seconds={trace_ttl_seconds!r}): must be a "
+                "finite number of seconds > 0"
+            )
+        self.max_operations = max_operations
+        self.max_traces_in_flight = max_traces_in_flight
+        self.max_spans_per_trace = max_spans_per_trace
+        self.trace_ttl_seconds = float(trace_ttl_seconds)
+        self._sweep_every = min(1.0, self.trace_ttl_seconds / 4)
+        self._clock = _clock
+        self._closed = False
+        self._init_state()
+        mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        self._instruments = _instruments_for(mp)
+        self._instruments.current = self
+        apis._register(self)
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._init_state)
+
+            def _after_fork() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_fork)
+
+    def _init_state(self) -> None:
+        # Also the after-fork hook: fresh locks (a parent thread may have held one at fork) and
+        # empty tables, so the child counts only its own work.
+        self._lock = threading.Lock()
+        self._tlock = threading.Lock()
+        self._owner: dict[int, _Trace] = {}
+        self._roots: dict[int, _Trace] = {}
+        self._active: dict[int, int] = {}  # trace_id -> local roots in flight
+        self._tombstones: dict[int, str] = {}  # trace_id -> why its spans are not tracked
+        self._dropped: dict[str, int] = {}
+        self._next_sweep = self._clock() + self._sweep_every
+        self._totals = _Totals(self.max_operations)
+        self._errors = Tally(N.COMPONENT)
+        self._overflows = Tally(N.COMPONENT)
+        self._warned_overflow = False
+
+    # -- SpanProcessor -----------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self._closed:
+            return
+        try:
+            ctx = span.context
+            sid = ctx.span_id
+            parent = span.parent
+            with self._lock:
+                if parent is None or parent.is_remote:
+                    self._start_root(sid, ctx.trace_id)
+                    return
+                t = self._owner.get(parent.span_id)
+                if t is not None and len(t.started) < self.max_spans_per_trace:
+                    t.started.append(sid)
+                    self._owner[sid] = t
+        except Exception as exc:  # never into the application
+            self._errors.error(COMPONENT, exc)
+
+    def _start_root(self, sid: int, trace_id: int) -> None:
+        if len(self._roots) >= self.max_traces_in_flight:
+            now = self._clock()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            if len(self._roots) >= self.max_traces_in_flight:
+                self._tombstone(trace_id, CAPACITY)
+                return
+        t = _Trace(sid, trace_id, self._clock())
+        self._roots[sid] = t
+        self._owner[sid] = t
+        self._active[trace_id] = self._active.get(trace_id, 0) + 1
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._closed:
+            return
+        try:
+            ctx = span.context
+            sid = ctx.span_id
+            done = None
+            with self._lock:
+                t = self._owner.pop(sid, None)
+                if t is None:
+                    self._count_missing(ctx.trace_id)
+                else:
+                    if sid == t.root_id:
+                        t.spans.append((sid, 0, span.name, span.start_time, span.end_time))  # type: ignore[arg-type]
+                        done = t
+                        del self._roots[sid]
+                        self._forget(t)
+                    else:
+                        t.spans.append(
+                            (sid, span.parent.span_id, span.name, span.start_time, span.end_time)  # type: ignore[union-attr,arg-type]
+                        )
+                now = self._clock()
+                if now >= self._next_sweep:
+                    self._sweep(now)
+            attrs = span.attributes
+            if attrs:
+                self._account(span, attrs)
+            if done is not None:
+                self._finish(done)
+        except Exception as exc:  # never into the application
+            self._errors.error(COMPONENT, exc)
+
+    def shutdown(self) -> None:
+        """Stop processing and forget spans in flight; totals stay readable.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            self._owner.clear()
+            self._roots.clear()
+            self._active.clear()
+            self._tombstones.clear()
+        apis._unregister(self)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered for export: always True."""
+        return True
+
+    # -- bookkeeping (under self._lock) --------------------------------------------------------
+    def _forget(self, t: _Trace) -> None:
+        owner = self._owner
+        for s in t.started:
+            owner.pop(s, None)
+        n = self._active.get(t.trace_id, 0) - 1
+        if n > 0:
+            self._active[t.trace_id] = n
+        else:
+            self._active.pop(t.trace_id, None)
+
+    def _tombstone(self, trace_id: int, reason: str) -> None:
+        tombs = self._tombstones
+        tombs[trace_id] = reason
+        if len(tombs) > self.max_traces_in_flight:
+            del tombs[next(iter(tombs))]
+
+    def _count_missing(self, trace_id: int) -> None:
+        if trace_id in self._active:
+            reason = TRUNCATED  # its root is being tracked: only the span cap leaves one out
+        else:
+            reason = self._tombstones.get(trace_id, LATE)
+        self._dropped[reason] = self._dropped.get(reason, 0) + 1
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self._sweep_every
+        deadline = now - self.trace_ttl_seconds
+        roots = self._roots
+        while roots:
+            sid = next(iter(roots))  # insertion order = oldest first
+            t = roots[sid]
+            if t.seen > deadline:
+                break
+            del roots[sid]
+            self._forget(t)
+            if t.spans:
+                self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + len(t.spans)
+            self._tombstone(t.trace_id, EXPIRED)
+
+    # -- attribution and totals ----------------------------------------------------------------
+    def _name(self, name: str) -> str:
+        """The label for an operation name (under self._tlock)."""
+        names = self._totals.names
+        label = names.get(name)
+        if label is None:
+            if len(names) >= self.max_operations:
+                self._overflow(N.OPERATION)
+                return N.OVERFLOW
+            label = names[name] = name
+        return label
+
+    def _overflow(self, what: str) -> None:
+        self._overflows.add(COMPONENT)
+        if not self._warned_overflow:
+            self._warned_overflow = True
+            _log.warning(
+                "otelperf: the processor reached max_operations=%d distinct %s values; further "
+                "ones are recorded as %r", self.max_operations, what, N.OVERFLOW,
+            )  # fmt: skip
+
+    def _finish(self, t: _Trace) -> None:
+        a = attribute(t.root_id, t.spans)
+        tot = self._totals
+        with self._tlock:
+            root = self._name(a.root)
+            r = tot.roots.get(root)
+            if r is None:
+                r = tot.roots[root] = [{N.ROOT_OPERATION: root}, 0, 0]
+            r[1] += a.duration
+            r[2] += 1
+            pairs = tot.pairs
+            for name, cp in a.critical_path.items():
+                op = self._name(name)
+                key = (root, op)
+                p = pairs.get(key)
+                if p is None:
+                    if len(pairs) >= tot.max_pairs and op != N.OVERFLOW:
+                        self._overflow(N.OPERATION)
+                        key = (root, N.OVERFLOW)
+                        p = pairs.get(key)
+                    if p is None:
+                        p = pairs[key] = [{N.ROOT_OPERATION: key[0], N.OPERATION: key[1]}, 0, 0]
+                p[1] += cp
+                p[2] += a.self_time.get(name, 0)
+
+    def _observe(self, field: str) -> list[Observation]:
+        tot = self._totals
+        with self._tlock:
+            if field == "critical":
+                return [Observation(v[1] / 1e9, v[0]) for v in tot.pairs.values()]
+            if field == "self":
+                return [Observation(v[2] / 1e9, v[0]) for v in tot.pairs.values()]
+            if field == "duration":
+                return [Observation(v[1] / 1e9, v[0]) for v in tot.roots.values()]
+            if field == "roots":
+                return [Observation(v[2], v[0]) for v in tot.roots.values()]
+            if field == "cache":
+                return [Observation(v[1], v[0]) for v in tot.cache.values()]
+            if field == "api_calls":
+                return [Observation(v[1], v[0]) for v in tot.api_calls.values()]
+            if field == "api_tokens":
+                return [Observation(v[1], v[0]) for v in tot.api_tokens.values()]
+            if field == "api_cost":
+                return [Observation(v[1], v[0]) for v in tot.api_cost.values()]
+        if field == "dropped":
+            with self._lock:
+                items = list(self._dropped.items())
+            return [Observation(v, {N.REASON: k}) for k, v in items]
+        if field == "in_flight":
+            return [Observation(len(self._roots))]
+        tally = self._errors if field == "errors" else self._overflows
+        return [Observation(v, {N.COMPONENT: k}) for k, v in tally.snapshot().items()]
+
+    # -- cache and APIs ------------------------------------------------------------------------
+    def _account(self, span: ReadableSpan, attrs: Any) -> None:
+        cache = attrs.get(N.ATTR_CACHE_NAME)
+        if cache is not None:
+            hit = attrs.get(N.ATTR_CACHE_HIT)
+            if isinstance(cache, str) and cache and isinstance(hit, bool):
+                self._count_cache(cache, hit)
+        if span.kind is not _CLIENT:
+            return
+        api = attrs.get(N.ATTR_API) or attrs.get(apis.GENAI_PROVIDER) or attrs.get(
+            apis.GENAI_SYSTEM
+        )
+        if not api:
+            api = attrs.get(apis.SERVER_ADDRESS)
+            if not api:
+                return
+        model = attrs.get(apis.GENAI_REQUEST_MODEL) or attrs.get(apis.GENAI_RESPONSE_MODEL)
+        status = attrs.get(apis.HTTP_STATUS)
+        error = N.ATTR_ERROR_TYPE in attrs or (isinstance(status, int) and status >= 500)
+        tin = attrs.get(apis.GENAI_INPUT_TOKENS, 0)
+        tout = attrs.get(apis.GENAI_OUTPUT_TOKENS, 0)
+        cost = attrs.get(N.ATTR_API_COST)
+        start, end = span.start_time, span.end_time
+        dur = (end - start) / 1e9 if start is not None and end is not None and end >= start else None
+        self._count_api(
+            str(api),
+            str(model) if model else N.UNKNOWN_MODEL,
+            error,
+            dur,
+            tin if isinstance(tin, int) and tin >= 0 else 0,
+            tout if isinstance(tout, int) and tout >= 0 else 0,
+            float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+        )
+
+    def _count_cache(self, cache: str, hit: bool) -> None:
+        if self._closed:
+            return
+        tot = self._totals
+        result = N.RESULT_HIT if hit else N.RESULT_MISS
+        with self._tlock:
+            key = (cache, result)
+            c = tot.cache.get(key)
+            if c is None:
+                if len(tot.cache) >= 2 * self.max_operations:
+                    self._overflows.add("apis")
+                    key = (N.OVERFLOW, result)
+                    c = tot.cache.get(key)
+                if c is None:
+                    c = tot.cache[key] = [{N.CACHE: key[0], N.RESULT: result}, 0]
+            c[1] += 1
+
+    def _count_api(
+        self,
+        api: str,
+        model: str,
+        error: bool,
+        duration: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float | None,
+    ) -> None:
+        if self._closed:
+            return
+        tot = self._totals
+        outcome = N.OUTCOME_ERROR if error else N.OUTCOME_SUCCESS
+        if cost is None and (input_tokens or output_tokens):
+            cost = apis.cost_of(api, model, input_tokens, output_tokens)
+        with self._tlock:
+            labels = tot.api_keys.get((api, model))
+            if labels is None:
+                if len(tot.api_keys) >= self.max_operations:
+                    self._overflows.add("apis")
+                    labels = (N.OVERFLOW, N.OVERFLOW)
+                else:
+                    labels = tot.api_keys[(api, model)] = (api, model)
+            a, m = labels
+            key3 = (a, m, outcome)
+            c = tot.api_calls.get(key3)
+            if c is None:
+                c = tot.api_calls[key3] = [{N.API: a, N.MODEL: m, N.OUTCOME: outcome}, 0]
+            c[1] += 1
+            for ttype, n in ((N.TOKEN_INPUT, input_tokens), (N.TOKEN_OUTPUT, output_tokens)):
+                if n:
+                    tk = (a, m, ttype)
+                    c = tot.api_tokens.get(tk)
+                    if c is None:
+                        c = tot.api_tokens[tk] = [{N.API: a, N.MODEL: m, N.TOKEN_TYPE: ttype}, 0]
+                    c[1] += n
+            if cost is not None:
+                c = tot.api_cost.get(labels)
+                if c is None:
+                    c = tot.api_cost[labels] = [{N.API: a, N.MODEL: m}, 0.0]
+                c[1] += cost
+            attrs = tot.api_calls[key3][0]
+        if duration is not None:
+            self._instruments.api_duration.record(duration, attrs)
+
+
+# -- wiring into a TracerProvider (configure() uses these) ------------------------------------
+
+
+def _tracers(tp: TracerProvider) -> list[Any]:
+    # The SDK copies the sampler into each Tracer it has handed out; they must see the new one.
+    tracers = getattr(tp, "_tracers", None)
+    return list(tracers.values()) if isinstance(tracers, dict) else []
+
+
+def attach(tp: TracerProvider, processor: BottleneckSpanProcessor) -> RecordEverythingSampler:
+    """Add ``processor`` to ``tp`` and wrap its sampler so every span is recorded locally."""
+    sampler = tp.sampler
+    if isinstance(sampler, RecordEverythingSampler):
+        wrapper = sampler
+        wrapper.active = True
+    else:
+        wrapper = RecordEverythingSampler(sampler)
+        tp.sampler = wrapper
+        for tracer in _tracers(tp):
+            if getattr(tracer, "sampler", None) is sampler:
+                tracer.sampler = wrapper
+    tp.add_span_processor(processor)
+    apis._set_configured(processor)
+    return wrapper
+
+
+def detach(
+    tp: TracerProvider, processor: BottleneckSpanProcessor, wrapper: RecordEverythingSampler
+) -> None:
+    """Undo :func:`attach`: shut the processor down, take it out, restore the sampler."""
+    processor.shutdown()
+    multi = getattr(tp, "_active_span_processor", None)
+    lock = getattr(multi, "_lock", None)
+    procs = getattr(multi, "_span_processors", None)
+    if lock is not None and isinstance(procs, tuple):
+        with lock:
+            multi._span_processors = tuple(  # type: ignore[union-attr]
+                p for p in multi._span_processors if p is not processor  # type: ignore[union-attr]
+            )
+    wrapper.active = False
+    if tp.sampler is wrapper:
+        tp.sampler = wrapper.delegate
+        for tracer in _tracers(tp):
+            if getattr(tracer, "sampler", None) is wrapper:
+                tracer.sampler = wrapper.delegate
