@@ -14,6 +14,8 @@ from otelperf.config import ConfigError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("otelperf.demo", "run a simulated service that serves /metrics"),
+    "report": ("otelperf.report", "summarise performance from /metrics or Prometheus"),
+    "rules": ("otelperf.rules", "generate Prometheus alerting and recording rules"),
 }
 
 

@@ -1,0 +1,210 @@
+"""The report as terminal text: tabulate tables that fit the width, colours on request.
+
+tabulate (already a dependency) is used rather than rich: it is one small pure-Python module
+with no dependencies of its own, it right-aligns numbers and measures ANSI-coloured cells by
+their visible width, and it leaves terminal detection to us (colours only on a TTY, NO_COLOR
+honoured) so the output is byte-for-byte predictable in tests and pipes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+if TYPE_CHECKING:
+    from otelperf.report import Report
+
+_RESET = "\033[0m"
+_RED = "\033[31m"
+_YELLOW = "\033[33m"
+_BOLD = "\033[1m"
+_DIM = "\033[2m"
+
+Paint = Callable[[str, str], str]
+
+
+def _painter(color: bool) -> Paint:
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if color and text else text
+
+    return paint
+
+
+def fmt_count(x: float) -> str:
+    """Counts compactly: 999, 1.2k, 3.4M (fractions from Prometheus windows keep one digit)."""
+    if x < 1000:
+        return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.1f}{suffix}"
+    return str(x)  # pragma: no cover
+
+
+def fmt_bytes(x: float) -> str:
+    if x <= 0:
+        return "-"
+    for div, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if x >= div:
+            return f"{x / div:.1f}{suffix}"
+    return f"{int(x)}B"
+
+
+def fmt_ms(seconds: float | None) -> str:
+    """Milliseconds with three significant figures; seconds past 10 s."""
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    if ms >= 10000:
+        return f"{seconds:.1f}s"
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    return f"{ms:.2f}"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _shorten(name: str, width: int) -> str:
+    # Keep the end: dotted operation names differ in their last part (module.qualname).
+    if len(name) <= width:
+        return name
+    return "…" + name[-(width - 1) :] if width > 1 else name[:width]
+
+
+def _visible_width(text: str) -> int:
+    import re
+
+    return max((len(re.sub(r"\033\[[0-9;]*m", "", line)) for line in text.splitlines()), default=0)
+
+
+def fit_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, colalign: Sequence[str]
+) -> str:
+    """Render with tabulate, shortening the first column until the table fits ``width``."""
+    cells: list[list[Any]] = [list(r) for r in rows]
+    names = [str(r[0]) for r in cells]
+    limit = max((len(n) for n in names), default=0)
+    while True:
+        for r, n in zip(cells, names, strict=True):
+            r[0] = _shorten(n, limit)
+        text = tabulate(cells, headers=list(headers), tablefmt="simple", colalign=colalign,
+                        disable_numparse=True)  # fmt: skip
+        if _visible_width(text) <= width or limit <= 8:
+            return text
+        limit -= max(1, _visible_width(text) - width)
+
+
+def render(report: Report, *, color: bool, width: int) -> str:
+    """The whole report as text (see Report.to_text)."""
+    from otelperf.report import BOTTLENECK_SHARE, CACHE_HIT_RATIO, ERROR_RATIO, wrap
+
+    paint = _painter(color)
+    parts = [paint("otelperf report", _BOLD) + " — " + report.source.describe()]
+
+    def section(title: str, body: str) -> None:
+        parts.append("")
+        parts.append(paint(title, _BOLD))
+        parts.append(body)
+
+    if report.operations:
+        rows = []
+        for r in report.operations:
+            err = fmt_pct(r.error_ratio) if r.calls else "-"
+            if r.error_ratio > ERROR_RATIO:
+                err = paint(err, _RED)
+            rows.append([
+                r.operation, fmt_count(r.calls), err, fmt_ms(r.p50_seconds),
+                fmt_ms(r.p95_seconds), fmt_ms(r.p99_seconds),
+                fmt_count(r.items) if r.items else "-", fmt_bytes(r.bytes), fmt_pct(r.cpu_ratio),
+            ])  # fmt: skip
+        section("Operations (slowest total first; times in ms)", fit_table(
+            ["operation", "calls", "err %", "p50", "p95", "p99", "items", "bytes", "cpu %"],
+            rows, width, ["left"] + ["right"] * 8,
+        ))  # fmt: skip
+    else:
+        section("Operations", "  (none recorded)")
+
+    if report.bottlenecks:
+        rows = []
+        for b in report.bottlenecks:
+            share = fmt_pct(b.share)
+            if b.operation != b.root_operation and b.share > BOTTLENECK_SHARE:
+                share = paint(share, _YELLOW)
+            rows.append([f"{b.root_operation} > {b.operation}", share, fmt_pct(b.self_share)])
+        section("Where the time goes (% of each root's duration)", fit_table(
+            ["root > operation", "critical %", "self %"], rows, width, ["left", "right", "right"],
+        ))  # fmt: skip
+
+    if report.caches:
+        rows = []
+        for c in report.caches:
+            ratio = fmt_pct(c.hit_ratio)
+            if c.hit_ratio is not None and c.hit_ratio < CACHE_HIT_RATIO:
+                ratio = paint(ratio, _RED)
+            rows.append([c.cache, fmt_count(c.hits), fmt_count(c.misses), ratio])
+        section("Caches", fit_table(["cache", "hits", "misses", "hit %"], rows, width,
+                                    ["left", "right", "right", "right"]))  # fmt: skip
+
+    if report.apis:
+        rows = [
+            [f"{a.api} {a.model}", fmt_count(a.calls), fmt_count(a.errors),
+             fmt_count(a.input_tokens), fmt_count(a.output_tokens), f"{a.cost_usd:.4f}"]
+            for a in report.apis
+        ]  # fmt: skip
+        section("External APIs", fit_table(
+            ["api model", "calls", "errors", "in tokens", "out tokens", "cost $"], rows, width,
+            ["left"] + ["right"] * 5,
+        ))  # fmt: skip
+
+    if report.resources:
+        rows = []
+        for metric, entries in sorted(report.resources.items()):
+            for e in entries:
+                where = ",".join(f"{v}" for _, v in sorted(e["labels"].items()) if v)
+                label = f"{metric} {where}" if where else metric
+                v = e["value"]
+                shown = fmt_pct(v) + " %" if metric.endswith("utilization") else fmt_count(v)
+                if metric.endswith("_bytes"):
+                    shown = fmt_bytes(v)
+                if e["threshold"] is not None and v > e["threshold"]:
+                    shown = paint(shown, _RED)
+                rows.append([label, shown])
+        section("Resources", fit_table(["resource", "value"], rows, width, ["left", "right"]))
+
+    findings = []
+    for w in report.warnings:
+        findings.append(wrap(w.message, width, "! "))
+    section(
+        "Warnings",
+        paint("\n".join(findings), _YELLOW) if findings else "  none: nothing over its threshold",
+    )
+    recs = [wrap(r.message, width, "- ") for r in report.recommendations]
+    if recs:
+        section("Recommendations", "\n".join(recs))
+    return "\n".join(parts) + "\n"
+
+
+def live_summary(report: Report, rates: dict[str, float], *, width: int) -> str:
+    """The demo's periodic summary: rate, p95 and error % per operation, then the top
+    bottleneck of each root and each cache's hit ratio."""
+    rows = [
+        [r.operation, f"{rates.get(r.operation, 0.0):.1f}", fmt_ms(r.p95_seconds),
+         fmt_pct(r.error_ratio)]
+        for r in sorted(report.operations, key=lambda r: r.operation)
+    ]  # fmt: skip
+    lines = [fit_table(["operation", "rate/s", "p95 ms", "err %"], rows, width,
+                       ["left", "right", "right", "right"])]  # fmt: skip
+    tops: dict[str, Any] = {}
+    for b in report.bottlenecks:
+        if b.operation != b.root_operation and b.root_operation not in tops:
+            tops[b.root_operation] = b  # rows are sorted by share within each root
+    for root, b in sorted(tops.items()):
+        lines.append(f"{root}: top bottleneck {b.operation} {fmt_pct(b.share)} % of its time")
+    for c in report.caches:
+        lines.append(f"cache {c.cache}: hit ratio {fmt_pct(c.hit_ratio)} %")
+    return "\n".join(lines)
