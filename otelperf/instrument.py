@@ -38,6 +38,7 @@ _COMPONENT = "instrument"
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span = trace.set_span_in_context
+_NO_CONTEXT = otel_context.Context()
 
 
 class _OpStats:
@@ -216,19 +217,6 @@ class _Pipeline:
                 span.set_attribute(N.ATTR_ERROR_TYPE, error_type)
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
-            self.histogram.record((t1 - op._t0 + op._elapsed) / 1e9, attrs)
-            if op._rss0 >= 0:
-                from otelperf.resources import current_rss
-
-                self.memory_histogram.record(current_rss() - op._rss0, stats.op_attrs)
-            with self.lock:
-                stats.in_flight -= 1
-                stats.items += op._items
-                stats.bytes += op._bytes
-                if cpu > 0:
-                    stats.cpu_ns += cpu
-            if stats.overflow:
-                self.overflows.add(N.OPERATION)
             if op._items:
                 span.set_attribute(N.ATTR_ITEMS, op._items)
             if op._bytes:
@@ -237,6 +225,23 @@ class _Pipeline:
                 _detach(op._token)
                 op._token = None
             span.end()
+            # An explicit empty context: the exemplar filter then skips its reservoir work
+            # (the Prometheus text format carries no exemplars), a measurable saving per call.
+            self.histogram.record((t1 - op._t0 + op._elapsed) / 1e9, attrs, _NO_CONTEXT)
+            if op._rss0 >= 0:
+                from otelperf.resources import current_rss
+
+                self.memory_histogram.record(
+                    current_rss() - op._rss0, stats.op_attrs, _NO_CONTEXT
+                )
+            with self.lock:
+                stats.in_flight -= 1
+                stats.items += op._items
+                stats.bytes += op._bytes
+                if cpu > 0:
+                    stats.cpu_ns += cpu
+            if stats.overflow:
+                self.overflows.add(N.OPERATION)
         except Exception as e:
             self.errors.error(_COMPONENT, e)
 

@@ -1,0 +1,99 @@
+"""Per-call cost of measure() against its baselines, measured in one run on one machine.
+
+    .venv/bin/python benchmarks/overhead.py [--calls N] [--repeats R]
+
+Prints the best-of-R mean per call for: a bare call, prometheus_client's bound
+Histogram.observe, a hand-written OTel pair (start_as_current_span + histogram.record) on a bare
+SDK provider, and measure() with everything on (span, histogram, in-flight, thread CPU, and the
+BottleneckSpanProcessor that configure() installs), as a decorator and as a context manager
+counting items.  Ratios are against the hand-written OTel pair.  A benchmark, not a test:
+figures go to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import time
+from collections.abc import Callable
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry, Histogram
+
+import otelperf
+
+
+def best_ns_per_call(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter_ns() - t0) / calls)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+
+    def bare() -> None:
+        pass
+
+    prom = Histogram("bench_seconds", "x", ["operation"], registry=CollectorRegistry())
+    bound = prom.labels("op")
+
+    def prom_observe() -> None:
+        bound.observe(0.001)
+
+    tp = TracerProvider()
+    mp = MeterProvider(metric_readers=[PrometheusMetricReader(registry=CollectorRegistry())])
+    tracer = tp.get_tracer("bench")
+    hist = mp.get_meter("bench").create_histogram("bench.duration", unit="s")
+    attrs = {"operation": "op", "outcome": "success"}
+
+    def otel_pair() -> None:
+        t0 = time.perf_counter()
+        with tracer.start_as_current_span("op"):
+            pass
+        hist.record(time.perf_counter() - t0, attrs)
+
+    telemetry = otelperf.configure(prometheus_port=0, registry=CollectorRegistry(), set_global=False)
+
+    @otelperf.measure("op")
+    def decorated() -> None:
+        pass
+
+    def context_manager() -> None:
+        with otelperf.measure("op_cm") as op:
+            op.add_items(1)
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("bare call", bare),
+        ("prometheus_client Histogram.labels().observe", prom_observe),
+        ("OTel start_as_current_span + histogram.record", otel_pair),
+        ("@measure (span, histogram, in-flight, CPU, processor)", decorated),
+        ("with measure() as op: op.add_items(1)", context_manager),
+    ]
+    for _, fn in cases:  # warm up caches and first-seen set-up
+        for _ in range(2000):
+            fn()
+    results = [(name, best_ns_per_call(fn, args.calls, args.repeats)) for name, fn in cases]
+    telemetry.shutdown()
+
+    base = results[2][1]
+    print(f"# {platform.python_implementation()} {platform.python_version()} on "
+          f"{platform.machine()}, {args.calls} calls x best of {args.repeats}")  # fmt: skip
+    print(f"{'case':<58} {'ns/call':>10} {'vs OTel pair':>13}")
+    for name, ns in results:
+        print(f"{name:<58} {ns:>10.0f} {ns / base:>12.2f}x")
+
+
+if __name__ == "__main__":
+    main()
