@@ -252,20 +252,20 @@ def _tracer() -> trace.Tracer:
 class ApiCall:
     """Handle of one running API call (what ``with api_call(...) as call`` gives)."""
 
-    __slots__ = ("api", "model", "_span", "_token", "_t0", "_in", "_out", "_cost", "_done")
+    __slots__ = ("_cost", "_done", "_in", "_out", "_span", "_t0", "_token", "api", "model")
 
     def __init__(self, api: str, model: str | None) -> None:
         self.api = api
         self.model = model
         self._span: trace.Span = trace.INVALID_SPAN
-        self._token: object = None
+        self._token: Any = None
         self._t0 = 0
         self._in = 0
         self._out = 0
         self._cost: float | None = None
         self._done = False
 
-    def set_tokens(self, input: int = 0, output: int = 0) -> None:  # noqa: A002 - the API
+    def set_tokens(self, input: int = 0, output: int = 0) -> None:
         """Tokens sent and received by this call (replaces earlier values).
 
         >>> with api_call("openai", model="gpt-4o") as call:   # doctest: +SKIP
@@ -323,8 +323,10 @@ class ApiCall:
                 # No SDK provider recorded the span: count the call directly instead.
                 p = active_processor()
                 if p is not None:
-                    p._count_api(self.api, self.model or N.UNKNOWN_MODEL, exc is not None,
-                                 (t1 - self._t0) / 1e9, self._in, self._out, self._cost)  # fmt: skip
+                    model = self.model or N.UNKNOWN_MODEL
+                    dur = (t1 - self._t0) / 1e9
+                    p._count_api(self.api, model, exc is not None, dur, self._in, self._out,
+                                 self._cost)  # fmt: skip
         except Exception as e:
             _errors_add(e)
 
@@ -358,7 +360,7 @@ def _errors_add(exc: BaseException) -> None:
 class _ApiCallFactory:
     """What ``api_call(...)`` returns: a context manager (sync or async) and a decorator."""
 
-    __slots__ = ("api", "model", "_call")
+    __slots__ = ("_call", "api", "model")
 
     def __init__(self, api: str, model: str | None) -> None:
         self.api = api

@@ -15,6 +15,7 @@ operation names past ``max_operations`` are recorded as ``__overflow__``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -57,7 +58,7 @@ _CLIENT = SpanKind.CLIENT
 class _Trace:
     """One local root in flight: the span ids filed under it and the ended spans."""
 
-    __slots__ = ("root_id", "trace_id", "seen", "started", "spans")
+    __slots__ = ("root_id", "seen", "spans", "started", "trace_id")
 
     def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
         self.root_id = root_id
@@ -132,10 +133,8 @@ def _instruments_for(meter_provider: Any) -> _Instruments:
             from otelperf import __version__
 
             inst = _Instruments(meter_provider.get_meter(METER_NAME, __version__))
-            try:
+            with contextlib.suppress(TypeError):  # not weak-referenceable: not shared
                 _instruments[meter_provider] = inst
-            except TypeError:
-                pass
         return inst
 
 
@@ -187,7 +186,6 @@ class RecordEverythingSampler(Sampler):
 
     def get_description(self) -> str:
         return f"RecordEverything{{{self.delegate.get_description()}}}"
-
 
 
 class BottleneckSpanProcessor(SpanProcessor):
@@ -364,10 +362,8 @@ class BottleneckSpanProcessor(SpanProcessor):
             del tombs[next(iter(tombs))]
 
     def _count_missing(self, trace_id: int) -> None:
-        if trace_id in self._active:
-            reason = TRUNCATED  # its root is being tracked: only the span cap leaves one out
-        else:
-            reason = self._tombstones.get(trace_id, LATE)
+        # A tracked root means only the span cap can have left this one out.
+        reason = TRUNCATED if trace_id in self._active else self._tombstones.get(trace_id, LATE)
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def _sweep(self, now: float) -> None:
@@ -468,8 +464,8 @@ class BottleneckSpanProcessor(SpanProcessor):
                 self._count_cache(cache, hit)
         if span.kind is not _CLIENT:
             return
-        api = attrs.get(N.ATTR_API) or attrs.get(apis.GENAI_PROVIDER) or attrs.get(
-            apis.GENAI_SYSTEM
+        api = (
+            attrs.get(N.ATTR_API) or attrs.get(apis.GENAI_PROVIDER) or attrs.get(apis.GENAI_SYSTEM)
         )
         if not api:
             api = attrs.get(apis.SERVER_ADDRESS)
@@ -482,7 +478,9 @@ class BottleneckSpanProcessor(SpanProcessor):
         tout = attrs.get(apis.GENAI_OUTPUT_TOKENS, 0)
         cost = attrs.get(N.ATTR_API_COST)
         start, end = span.start_time, span.end_time
-        dur = (end - start) / 1e9 if start is not None and end is not None and end >= start else None
+        dur = None
+        if start is not None and end is not None and end >= start:
+            dur = (end - start) / 1e9
         self._count_api(
             str(api),
             str(model) if model else N.UNKNOWN_MODEL,
@@ -590,12 +588,12 @@ def detach(
     processor.shutdown()
     multi = getattr(tp, "_active_span_processor", None)
     lock = getattr(multi, "_lock", None)
-    procs = getattr(multi, "_span_processors", None)
-    if lock is not None and isinstance(procs, tuple):
+    if lock is not None and isinstance(getattr(multi, "_span_processors", None), tuple):
+        # The SDK has no remove_span_processor; its multi-processor swaps an immutable tuple
+        # under this lock, so doing the same is safe against concurrent on_start/on_end.
         with lock:
-            multi._span_processors = tuple(  # type: ignore[union-attr]
-                p for p in multi._span_processors if p is not processor  # type: ignore[union-attr]
-            )
+            procs = multi._span_processors  # type: ignore[union-attr]
+            multi._span_processors = tuple(p for p in procs if p is not processor)  # type: ignore[union-attr]
     wrapper.active = False
     if tp.sampler is wrapper:
         tp.sampler = wrapper.delegate
