@@ -64,7 +64,9 @@ def main() -> None:
             pass
         hist.record(time.perf_counter() - t0, attrs)
 
-    telemetry = otelperf.configure(prometheus_port=0, registry=CollectorRegistry(), set_global=False)
+    telemetry = otelperf.configure(
+        prometheus_port=0, registry=CollectorRegistry(), set_global=False
+    )
 
     @otelperf.measure("op")
     def decorated() -> None:

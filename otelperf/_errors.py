@@ -18,7 +18,7 @@ _log = logging.getLogger("otelperf")
 class Tally:
     """Thread-safe counts per label value (a handful of fixed keys: components, reasons)."""
 
-    __slots__ = ("_counts", "_lock", "_label", "_logged")
+    __slots__ = ("_counts", "_label", "_lock", "_logged")
 
     def __init__(self, label: str) -> None:
         self._label = label

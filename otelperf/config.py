@@ -6,6 +6,7 @@ variable and the offending value, so a typo in a deployment manifest is found at
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -59,7 +60,9 @@ def parse_int(value: object, source: str, *, low: int, high: int | None = None) 
     return n
 
 
-def parse_float(value: object, source: str, *, low: float = 0.0, high: float | None = None) -> float:
+def parse_float(
+    value: object, source: str, *, low: float = 0.0, high: float | None = None
+) -> float:
     """Parse a finite float in [low, high]."""
     if isinstance(value, bool):
         raise ConfigError(f"{source}={value!r} is not a number")
@@ -85,7 +88,7 @@ def parse_buckets(value: object, source: str) -> tuple[float, ...]:
     out = tuple(parse_float(v, source, low=-math.inf) for v in items)
     if not out:
         raise ConfigError(f"{source} is empty: give at least one bucket boundary")
-    if any(b <= a for a, b in zip(out, out[1:])):
+    if any(b <= a for a, b in itertools.pairwise(out)):
         raise ConfigError(f"{source}={value!r}: bucket boundaries must be strictly increasing")
     return out
 
@@ -131,7 +134,9 @@ def parse_bytes(value: object, source: str) -> int:
     return n
 
 
-def parse_resource_attributes(value: str, source: str = "OTEL_RESOURCE_ATTRIBUTES") -> dict[str, str]:
+def parse_resource_attributes(
+    value: str, source: str = "OTEL_RESOURCE_ATTRIBUTES"
+) -> dict[str, str]:
     """``key1=value1,key2=value2`` as the OTel specification defines it (values percent-decoded)."""
     from urllib.parse import unquote
 
@@ -148,7 +153,7 @@ def parse_resource_attributes(value: str, source: str = "OTEL_RESOURCE_ATTRIBUTE
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings of one :func:`otelperf.configure` call (hashable, compared for idempotency)."""
+    """Resolved settings of one :func:`otelperf.configure` call (compared for idempotency)."""
 
     service_name: str
     resource_attributes: tuple[tuple[str, str], ...]

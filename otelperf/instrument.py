@@ -16,6 +16,7 @@ import inspect
 import logging
 import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable
+from contextvars import Token
 from time import perf_counter_ns, thread_time_ns
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -45,8 +46,16 @@ class _OpStats:
     """Per-operation state of one pipeline: frozen attributes and running totals."""
 
     __slots__ = (
-        "label", "pipeline", "ok_attrs", "op_attrs", "error_attrs", "in_flight", "items",
-        "bytes", "cpu_ns", "overflow",
+        "bytes",
+        "cpu_ns",
+        "error_attrs",
+        "in_flight",
+        "items",
+        "label",
+        "ok_attrs",
+        "op_attrs",
+        "overflow",
+        "pipeline",
     )  # fmt: skip
 
     def __init__(self, label: str, pipeline: _Pipeline, overflow: bool = False) -> None:
@@ -70,7 +79,11 @@ class _OpStats:
                 error_type = N.OVERFLOW
                 attrs = self.error_attrs.get(error_type)
             if attrs is None:
-                attrs = {N.OPERATION: self.label, N.OUTCOME: N.OUTCOME_ERROR, N.ERROR_TYPE: error_type}
+                attrs = {
+                    N.OPERATION: self.label,
+                    N.OUTCOME: N.OUTCOME_ERROR,
+                    N.ERROR_TYPE: error_type,
+                }
                 self.error_attrs[error_type] = attrs
         return attrs
 
@@ -152,9 +165,12 @@ class _Pipeline:
     def _all(self) -> list[_OpStats]:
         with self.lock:
             out = list(self.ops.values())
-        if self.overflow.in_flight or self.overflow.items or self.overflow.bytes:
-            out.append(self.overflow)
-        elif self.overflow.cpu_ns:
+        if (
+            self.overflow.in_flight
+            or self.overflow.items
+            or self.overflow.bytes
+            or self.overflow.cpu_ns
+        ):
             out.append(self.overflow)
         return out
 
@@ -231,9 +247,7 @@ class _Pipeline:
             if op._rss0 >= 0:
                 from otelperf.resources import current_rss
 
-                self.memory_histogram.record(
-                    current_rss() - op._rss0, stats.op_attrs, _NO_CONTEXT
-                )
+                self.memory_histogram.record(current_rss() - op._rss0, stats.op_attrs, _NO_CONTEXT)
             with self.lock:
                 stats.in_flight -= 1
                 stats.items += op._items
@@ -250,14 +264,27 @@ class Operation:
     """Handle of one running operation: ``with measure("parse") as op: op.add_items(3)``."""
 
     __slots__ = (
-        "name", "_stats", "_span", "_token", "_t0", "_cpu0", "_cpu_acc", "_elapsed", "_rss0",
-        "_items", "_bytes", "_failed", "_done",
+        "_bytes",
+        "_cpu0",
+        "_cpu_acc",
+        "_done",
+        "_elapsed",
+        "_failed",
+        "_items",
+        "_rss0",
+        "_span",
+        "_stats",
+        "_t0",
+        "_token",
+        "name",
     )  # fmt: skip
+
+    _stats: _OpStats
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._span: Span = trace.INVALID_SPAN
-        self._token: object = None
+        self._token: Token[otel_context.Context] | None = None
         self._t0 = 0
         self._cpu0 = -1
         self._cpu_acc = 0
@@ -316,7 +343,7 @@ def _bad_count(method: str, n: object) -> Exception:
 class _State:
     """The pipeline measure() records into; ``gen`` changes whenever it is replaced."""
 
-    __slots__ = ("pipeline", "gen", "lock")
+    __slots__ = ("gen", "lock", "pipeline")
 
     def __init__(self) -> None:
         self.pipeline: _Pipeline | None = None
@@ -341,9 +368,7 @@ def _current_pipeline() -> _Pipeline:
             if p is None:
                 # configure() was never called: record into whatever global providers the
                 # application has (the API proxies forward once it sets real ones).
-                p = _Pipeline(
-                    trace.get_tracer(N.TRACER_NAME), metrics.get_meter(N.METER_NAME)
-                )
+                p = _Pipeline(trace.get_tracer(N.TRACER_NAME), metrics.get_meter(N.METER_NAME))
                 _STATE.pipeline = p
                 _STATE.gen += 1
     return p
@@ -352,7 +377,7 @@ def _current_pipeline() -> _Pipeline:
 class _Site:
     """One decorated function or measure(name) object: its name and its bound stats."""
 
-    __slots__ = ("name", "gen", "stats", "memory")
+    __slots__ = ("gen", "memory", "name", "stats")
 
     def __init__(self, name: str, memory: bool) -> None:
         self.name = name
@@ -374,7 +399,7 @@ class _Site:
 class _Measure:
     """What ``measure("name")`` returns: a decorator and a (sync or async) context manager."""
 
-    __slots__ = ("_site", "_op")
+    __slots__ = ("_op", "_site")
 
     def __init__(self, name: str, memory: bool) -> None:
         self._site = _Site(name, memory)
@@ -385,7 +410,8 @@ class _Measure:
         return self._site.name
 
     def __call__(self, func: F) -> F:
-        return _decorate(func, self._site)
+        wrapped: F = _decorate(func, self._site)
+        return wrapped
 
     def _enter(self, cpu: bool) -> Operation:
         if self._op is not None:

@@ -191,9 +191,13 @@ def test_start_server_false_exposes_through_registry_only():
         assert t.metrics_url is None
         with measure("op"):
             pass
-        assert reg.get_sample_value(
-            "otelperf_operation_duration_seconds_count", {"operation": "op", "outcome": "success"}
-        ) == 1.0
+        assert (
+            reg.get_sample_value(
+                "otelperf_operation_duration_seconds_count",
+                {"operation": "op", "outcome": "success"},
+            )
+            == 1.0
+        )
     finally:
         t.shutdown()
 
@@ -208,7 +212,8 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_global_providers_installed_when_application_has_none():
-    r = _run("""
+    r = _run(
+        """
         import json, urllib.request
         from opentelemetry import trace, metrics
         from opentelemetry.sdk.trace import TracerProvider
@@ -224,7 +229,9 @@ def test_global_providers_installed_when_application_has_none():
         print(json.dumps({"ok": ok, "svc": 'service_name="svc-env"' in body,
                           "gc": "python_gc_objects_collected_total" in body,
                           "op": 'operation="g"' in body}))
-    """, OTEL_SERVICE_NAME="svc-env")
+    """,
+        OTEL_SERVICE_NAME="svc-env",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"ok": True, "svc": True, "gc": True, "op": True}
     assert "Overriding" not in r.stderr

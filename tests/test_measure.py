@@ -110,7 +110,11 @@ def test_histogram_full_label_set_and_buckets(telemetry):
     les = sorted(float(dict(k[1])["le"]) for k in buckets)
     assert len(les) >= 15 and les[0] == 0.0001 and les[-2] == 60.0 and les[-1] == float("inf")
     for key in buckets:
-        assert dict(key[1]) == {"operation": "parse", "outcome": "success", "le": dict(key[1])["le"]}
+        assert dict(key[1]) == {
+            "operation": "parse",
+            "outcome": "success",
+            "le": dict(key[1])["le"],
+        }
     assert value(samples, H + "_bucket", operation="parse", outcome="success", error_type="",
                  le="+Inf") == 1.0  # fmt: skip
 
@@ -157,9 +161,8 @@ def test_exception_recorded_and_reraised_unchanged(telemetry, spans):
         tb = tb.tb_next
     assert tb is not None and tb.tb_frame.f_code.co_name == "lookup"
 
-    with pytest.raises(ValueError):
-        with measure("lookup"):
-            raise ValueError("bad")
+    with pytest.raises(ValueError), measure("lookup"):
+        raise ValueError("bad")
 
     url = telemetry.metrics_url
     assert count(url, "lookup", "error", "KeyError") == 1.0
@@ -200,7 +203,9 @@ def test_async_exception_and_in_flight(telemetry):
     asyncio.run(main())
     s = scrape(telemetry.metrics_url)
     assert value(s, "otelperf_operation_in_flight", operation="wait") == 0.0
-    assert value(s, H + "_count", operation="afail", outcome="error", error_type="RuntimeError") == 1
+    assert (
+        value(s, H + "_count", operation="afail", outcome="error", error_type="RuntimeError") == 1
+    )
 
 
 def test_generator_lasts_until_exhausted_and_span_only_current_in_body(telemetry, spans):
@@ -288,9 +293,8 @@ def test_nesting_across_await_gather_and_threads(telemetry, spans):
     spans.clear()
 
     def work() -> None:
-        with measure("outer"):
-            with measure("inner"):
-                pass
+        with measure("outer"), measure("inner"):
+            pass
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads:
