@@ -52,4 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Under ``python -m otelperf.cli`` this file runs as __main__, a second copy of the module:
+    # subcommands raise otelperf.cli.UserError, which that copy's except clause would not catch.
+    from otelperf.cli import main as _main
+
+    sys.exit(_main())

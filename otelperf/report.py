@@ -34,6 +34,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from otelperf import _names as N
+from otelperf.config import (
+    DEFAULT_HEALTH_CPU_THRESHOLD,
+    DEFAULT_HEALTH_DISK_THRESHOLD,
+    DEFAULT_HEALTH_MEMORY_THRESHOLD,
+    Settings,
+)
 
 # --- thresholds ------------------------------------------------------------------------------
 # The issue's rules: a stage over 20 % of its root's critical path, an error ratio over 5 %, a
@@ -44,11 +50,11 @@ CACHE_HIT_RATIO = 0.60
 CPU_BOUND_RATIO = 0.5  # CPU seconds per wall second at or above which a stage is CPU-bound
 EXPENSIVE_MODEL_SHARE = 0.5  # a model with at least this share of the API bill
 MIN_ITEMS_PER_SECOND = 1000.0  # items per busy second below which an item stage is "slow"
-# Resource gauges and the utilization (0..1) over which they warn; the health thresholds.
+# Resource gauges and the health thresholds over which they warn (see resource_limits()).
 DEFAULT_RESOURCE_LIMITS: dict[str, float] = {
-    N.HOST_CPU_UTILIZATION.prom: 0.90,
-    N.HOST_MEMORY_UTILIZATION.prom: 0.90,
-    N.HOST_FILESYSTEM_UTILIZATION.prom: 0.90,
+    N.HOST_CPU_UTILIZATION.prom: DEFAULT_HEALTH_CPU_THRESHOLD,
+    N.HOST_MEMORY_UTILIZATION.prom: DEFAULT_HEALTH_MEMORY_THRESHOLD,
+    N.HOST_FILESYSTEM_UTILIZATION.prom: DEFAULT_HEALTH_DISK_THRESHOLD,
 }
 # Gauges shown in the resources section (current values; the window's highest from Prometheus).
 RESOURCE_METRICS: tuple[N.Metric, ...] = (
@@ -60,6 +66,23 @@ RESOURCE_METRICS: tuple[N.Metric, ...] = (
     N.PROC_THREADS,
 )
 TEXT_WIDTH = 80
+
+
+def resource_limits(settings: Settings) -> dict[str, float]:
+    """The /health thresholds of ``settings`` keyed by the gauge they apply to.
+
+    >>> from otelperf.config import resolve
+    >>> resource_limits(resolve(env={}))[N.HOST_CPU_UTILIZATION.prom]
+    0.8
+    """
+    limits = {
+        N.HOST_CPU_UTILIZATION.prom: settings.health_cpu_threshold,
+        N.HOST_MEMORY_UTILIZATION.prom: settings.health_memory_threshold,
+        N.HOST_FILESYSTEM_UTILIZATION.prom: settings.health_disk_threshold,
+    }
+    if settings.process_memory_limit is not None:
+        limits[N.PROC_RESIDENT_MEMORY.prom] = float(settings.process_memory_limit)
+    return limits
 
 
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
@@ -579,7 +602,7 @@ def _findings(
                 ))  # fmt: skip
             else:
                 how = (
-                    "no CPU time recorded (async or not measured with measure())"
+                    "no CPU time recorded: async, or not measured with measure()"
                     if cpu is None
                     else f"only {_pct(cpu)} of its wall time on CPU"
                 )
@@ -639,11 +662,11 @@ def _findings(
         share = a.cost_usd / total_cost
         if share >= EXPENSIVE_MODEL_SHARE:
             tokens = a.input_tokens + a.output_tokens
-            per_call = f", ${a.cost_usd / a.calls:.4f} per call" if a.calls else ""
+            per_call = f", ${a.cost_usd / a.calls:.6g} per call" if a.calls else ""
             inputs = f", {_pct(a.input_tokens / tokens)} of tokens are input" if tokens else ""
             recs.append(Finding(
                 "api_cost", f"{a.api} {a.model}",
-                f"{a.api} model {a.model} costs ${a.cost_usd:.4f}, {_pct(share)} of the API "
+                f"{a.api} model {a.model} costs ${a.cost_usd:.6g}, {_pct(share)} of the API "
                 f"bill{per_call}{inputs}: send simple requests to a cheaper model, cache "
                 "responses to repeated prompts, and trim long prompts.",
             ))  # fmt: skip
@@ -655,9 +678,10 @@ def _findings(
                 continue
             where = ",".join(f"{k}={v}" for k, v in sorted(e["labels"].items()) if v)
             subject = f"{metric}{{{where}}}" if where else metric
+            fmt = _pct if metric.endswith("utilization") else _fmt_bytes
             warnings.append(Finding(
                 "resource", subject,
-                f"{subject} is {_pct(e['value'])}, over the {_pct(limit)} health threshold",
+                f"{subject} is {fmt(e['value'])}, over the {fmt(limit)} health threshold",
                 e["value"], limit,
             ))  # fmt: skip
             recs.append(Finding(
@@ -668,6 +692,10 @@ def _findings(
     return warnings, recs
 
 
+def _fmt_bytes(x: float) -> str:
+    return f"{x / 2**20:.1f} MiB"
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
@@ -675,12 +703,17 @@ def _num(x: float) -> str:
 # --- sources ---------------------------------------------------------------------------------
 
 
-def from_registry(registry: Any, *, top: int | None = None) -> Report:
-    """The report of the running process, from its prometheus_client registry.
+def from_registry(
+    registry: Any, *, top: int | None = None, settings: Settings | None = None
+) -> Report:
+    """The report of the running process, from its prometheus_client registry; ``settings``
+    give the health thresholds (default: the defaults).
 
     >>> from_registry(telemetry.registry).to_text()  # doctest: +SKIP
     """
-    return build_report(totals_from_families(registry.collect()), Source("process"), top=top)
+    limits = resource_limits(settings) if settings is not None else None
+    totals = totals_from_families(registry.collect())
+    return build_report(totals, Source("process"), top=top, resource_limits=limits)
 
 
 def _error(message: str) -> Exception:
@@ -801,7 +834,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         at = parse_time(args.at) if args.at is not None else time.time()
         totals = totals_from_prometheus(args.prometheus, window, args.job, at, timeout)
         source = Source("prometheus", args.prometheus, window, args.job, at)
-    report = build_report(totals, source, top=top or None)
+    # The health thresholds of this environment (OTELPERF_HEALTH_*), as /health would use them.
+    from otelperf.config import resolve
+
+    limits = resource_limits(resolve(start_server=False))
+    report = build_report(totals, source, top=top or None, resource_limits=limits)
 
     if args.format == "json":
         out.write(report.to_json())

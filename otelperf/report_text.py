@@ -104,7 +104,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
     from otelperf.report import BOTTLENECK_SHARE, CACHE_HIT_RATIO, ERROR_RATIO, wrap
 
     paint = _painter(color)
-    parts = [paint("otelperf report", _BOLD) + " — " + report.source.describe()]
+    parts = [wrap(paint("otelperf report", _BOLD) + " — " + report.source.describe(), width, "")]
 
     def section(title: str, body: str) -> None:
         parts.append("")
@@ -153,7 +153,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
     if report.apis:
         rows = [
             [f"{a.api} {a.model}", fmt_count(a.calls), fmt_count(a.errors),
-             fmt_count(a.input_tokens), fmt_count(a.output_tokens), f"{a.cost_usd:.4f}"]
+             fmt_count(a.input_tokens), fmt_count(a.output_tokens), f"{a.cost_usd:.6g}"]
             for a in report.apis
         ]  # fmt: skip
         section("External APIs", fit_table(

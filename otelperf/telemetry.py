@@ -84,7 +84,7 @@ class Telemetry:
         """
         from otelperf.report import from_registry
 
-        return from_registry(self.registry, top=top)
+        return from_registry(self.registry, top=top, settings=self.settings)
 
     def _start_server(self) -> None:
         s = self.settings
