@@ -218,7 +218,10 @@ def _table(
     if len(queries) > 1:
         transformations.append({"id": "merge", "options": {}})
     transformations.append(
-        {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {}}}
+        {
+            "id": "organize",
+            "options": {"excludeByName": {"Time": True, "__name__": True}, "renameByName": {}},
+        }
     )
     panel = g.Table(
         title=title,
