@@ -905,5 +905,7 @@ class LiveSummary:
 
 
 def wrap(text: str, width: int, indent: str) -> str:
+    # Names and URLs stay whole: no breaks at hyphens or inside long words.
     return textwrap.fill(text, width=width, initial_indent=indent,
-                         subsequent_indent=" " * len(indent))  # fmt: skip
+                         subsequent_indent=" " * len(indent), break_on_hyphens=False,
+                         break_long_words=False)  # fmt: skip

@@ -1,0 +1,266 @@
+"""``otelperf report --prometheus``: the known workload of test_report_cli.py, scraped every
+second by a real Prometheus started here, checked figure by figure in JSON, text and CSV.
+
+Exact figures from increase() need the window to start and end exactly on scrapes:
+Prometheus 2 extrapolates a range to its boundaries unless the first and last samples sit on
+them, and it never counts a series' first value.  So the workload runs twice: once before the
+scrape T0 (every series exists from then on), once between T0 and the scrape T1; the report is
+asked for ``--at T1 --window (T1 - T0)ms`` and must show exactly one run of the workload.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import otelperf
+from otelperf import apis
+from otelperf.cli import main
+from otelperf.report_prometheus import queries
+from tests.conftest import require_binary
+from tests.test_report_cli import (
+    BOTTLENECKS,
+    CACHES,
+    OPERATIONS,
+    WARNINGS,
+    assert_one_line_error,
+    assert_report_dict,
+    assert_rows,
+    row,
+    run_cli,
+    run_workload,
+)
+
+JOB = "otelperf-report-test"
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen[bytes],
+          log: Path) -> Any:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"prometheus exited ({proc.returncode}) waiting for {what}:\n"
+                        + log.read_text()[-3000:])  # fmt: skip
+        try:
+            got = check()
+        except OSError:
+            got = None
+        if got:
+            return got
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}:\n" + log.read_text()[-3000:])
+
+
+def start_prometheus(tmp: Path, target: str, *flags: str) -> tuple[subprocess.Popen[bytes], str,
+                                                                     Path]:  # fmt: skip
+    binary = require_binary("prometheus")
+    port = _free_port()
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n"
+        f"      - targets: ['{target}']\n"
+    )
+    log = tmp / "prometheus.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", *flags],
+            stdout=fh, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        with urllib.request.urlopen(url + "/-/ready", timeout=2) as r:
+            return r.status == 200
+
+    try:
+        _wait("Prometheus ready", ready, 30, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url, log
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def first_scrape_after(url: str, t: float, proc: subprocess.Popen[bytes], log: Path) -> int:
+    """Timestamp (ms) of the first successful scrape of the job that started after ``t``."""
+
+    def check() -> int | None:
+        q = urllib.parse.urlencode({"query": f'up{{job="{JOB}"}}[30s]'})
+        doc = _get_json(f"{url}/api/v1/query?{q}")
+        for series in doc["data"]["result"]:
+            for ts, v in series["values"]:
+                if ts > t and v == "1":
+                    return round(ts * 1000)
+        return None
+
+    return int(_wait(f"a scrape after {t}", check, 20, proc, log))
+
+
+@pytest.fixture(scope="module")
+def window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Prometheus scraping a loaded otelperf; the window holding exactly one workload run."""
+    tmp = tmp_path_factory.mktemp("prometheus")
+    t = otelperf.configure(service_name="report-prom-test", prometheus_port=0,
+                           registry=CollectorRegistry(), set_global=False)  # fmt: skip
+    proc = None
+    try:
+        target = t.metrics_url.split("/")[2]  # type: ignore[union-attr]
+        proc, url, log = start_prometheus(tmp, target)
+        run_workload(t)
+        t0 = first_scrape_after(url, time.time(), proc, log)
+        run_workload(t)
+        t1 = first_scrape_after(url, time.time(), proc, log)
+        yield {"url": url, "at": f"{t1 / 1000:.3f}", "window": f"{t1 - t0}ms", "telemetry": t,
+               "proc": proc, "log": log}  # fmt: skip
+    finally:
+        if proc is not None:
+            stop(proc)
+        t.shutdown()
+        apis.clear_prices()
+
+
+def report(w: dict[str, Any], capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code = main(["report", "--prometheus", w["url"], "--job", JOB, "--window", w["window"],
+                 "--at", w["at"], *args])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, ""), err
+    return out
+
+
+def test_json_over_the_window_is_exactly_one_workload_run(window, capsys):
+    doc = json.loads(report(window, capsys, "--format", "json"))
+    assert doc["source"] == {"kind": "prometheus", "target": window["url"], "job": JOB,
+                             "window": window["window"], "at": float(window["at"])}  # fmt: skip
+    assert_report_dict(doc, k=1)
+    # The same endpoint scraped directly shows both runs: totals since start.
+    code = main(["report", "--url", window["telemetry"].metrics_url, "--format", "json"])
+    doc2 = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert_report_dict(doc2, k=2)
+
+
+def test_text_over_the_window(window, capsys):
+    out = report(window, capsys)
+    assert max(len(line) for line in out.splitlines()) <= 80 and "\033[" not in out
+    assert f"the last {window['window']}, job {JOB}" in " ".join(out.split("\n\n")[0].split())
+    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "41.7", "220", "244", "-", "-"]
+    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "37.5", "48.8", "49.8", "20",
+                                      "8.0KiB"]  # fmt: skip
+    assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
+    assert row(out, "catalog") == ["catalog", "1", "3", "25.0"]
+    assert row(out, "openai gpt-4o") == ["openai gpt-4o", "4", "1", "3.5k", "600", "0.01475"]
+    assert "! checkout fails 25.0 % of calls (2 of 8; mostly ValueError)" in out
+
+
+def test_csv_over_the_window(window, capsys, tmp_path):
+    out = report(window, capsys, "--format", "csv")
+    ops = [dict(r) for r in csv.DictReader(io.StringIO(out))]
+    got = [{k: _num(v) for k, v in r.items() if k != "cpu_ratio"} for r in ops]
+    assert_rows(got, OPERATIONS)
+    report(window, capsys, "--format", "csv", "--out", str(tmp_path))
+
+    def table(name: str) -> list[dict[str, Any]]:
+        with open(tmp_path / f"{name}.csv", encoding="utf-8", newline="") as fh:
+            return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+    assert_rows(table("bottlenecks"), BOTTLENECKS)
+    assert_rows(table("caches"), CACHES)
+    assert_rows([w for w in table("warnings") if w["kind"] != "resource"], WARNINGS)
+
+
+def _num(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return None if v == "" else v
+
+
+def test_queries_sum_across_instances_and_use_the_window():
+    q = queries("1h", JOB)
+    sel = f'{{job="{JOB}"}}'
+    assert q["calls"] == ("sum by (operation, outcome, error_type) "
+                          f"(increase(otelperf_operation_duration_seconds_count{sel}[1h]))")  # fmt: skip
+    assert q["p0.95"] == ("histogram_quantile(0.95, sum by (le, operation) "
+                          f"(increase(otelperf_operation_duration_seconds_bucket{sel}[1h])))")  # fmt: skip
+    assert q["critical_path"] == ("sum by (root_operation, operation) "
+                                  f"(increase(otelperf_critical_path_seconds_total{sel}[1h]))")  # fmt: skip
+    assert q["resource:system_cpu_utilization"] == (
+        f"max by () (max_over_time(system_cpu_utilization{sel}[1h]))"
+    )
+    # No job: every job; a job with quotes is escaped, not injected.
+    assert "{" not in queries("5m", None)["items"]
+    assert 'job="a\\"b"' in queries("5m", 'a"b')["items"]
+
+
+# --- bad input against real servers -------------------------------------------------------------
+
+
+def test_unknown_job_is_an_empty_result(window):
+    p = run_cli("--prometheus", window["url"], "--job", "nope", "--window", "5m")
+    assert_one_line_error(p, f"Prometheus at {window['url']} has no otelperf metrics for "
+                          "job='nope' in the 5m before")  # fmt: skip
+
+
+def test_not_a_prometheus_server(window):
+    base = window["telemetry"].metrics_url.rsplit("/", 1)[0]
+    p = run_cli("--prometheus", base)
+    assert_one_line_error(p, f"--prometheus {base} answered HTTP 404 Not Found on /api/v1/query "
+                          "(is it a Prometheus server?)")  # fmt: skip
+
+
+def test_unreachable_prometheus():
+    port = _free_port()
+    p = run_cli("--prometheus", f"http://127.0.0.1:{port}")
+    assert_one_line_error(p, f"cannot reach --prometheus http://127.0.0.1:{port}",
+                          "Connection refused")  # fmt: skip
+
+
+def test_prometheus_error_response(window):
+    # A window Prometheus itself refuses (too long for its duration type): its error, one line.
+    p = run_cli("--prometheus", window["url"], "--window", "500000y")
+    assert_one_line_error(p, f"Prometheus at {window['url']} rejected a query (bad_data: ")
+
+
+@pytest.fixture(autouse=True)
+def _no_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    os.environ.pop("FORCE_COLOR", None)
