@@ -1,0 +1,351 @@
+"""Cache and external-API accounting: api_call(), record_*(), prices, and spans shaped exactly
+as the GenAI and HTTP client instrumentations make them, counted without code changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry
+
+import otelperf
+from otelperf import _names as N
+from otelperf import apis
+from tests.scrape import scrape
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def read(registry: CollectorRegistry) -> Samples:
+    out: Samples = {}
+    for fam in registry.collect():
+        for s in fam.samples:
+            out[(s.name, frozenset((k, v) for k, v in s.labels.items() if v))] = s.value
+    return out
+
+
+def get(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def family(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {k[1]: v for k, v in samples.items() if k[0] == name}
+
+
+CALLS = N.API_CALLS.prom
+TOKENS = N.API_TOKENS.prom
+COST = N.API_COST.prom
+DUR_COUNT = N.API_CALL_DURATION.prom + "_count"
+DUR_SUM = N.API_CALL_DURATION.prom + "_sum"
+CACHE = N.CACHE_REQUESTS.prom
+
+
+@pytest.fixture(autouse=True)
+def no_prices() -> Iterator[None]:
+    apis.clear_prices()
+    yield
+    apis.clear_prices()
+
+
+@pytest.fixture
+def tel() -> Iterator[otelperf.Telemetry]:
+    t = otelperf.configure(prometheus_port=0, registry=CollectorRegistry(), set_global=False)
+    yield t
+    t.shutdown()
+
+
+def client_span(tel: otelperf.Telemetry, name: str, attrs: dict[str, Any], *, start: int,
+                end: int, end_attrs: dict[str, Any] | None = None,
+                error: bool = False) -> None:  # fmt: skip
+    tracer = tel.tracer_provider.get_tracer("opentelemetry.instrumentation.test")
+    span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=start)
+    for k, v in (end_attrs or {}).items():
+        span.set_attribute(k, v)
+    if error:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end(end_time=end)
+
+
+def test_genai_client_span_as_the_openai_instrumentation_makes_it(tel: otelperf.Telemetry):
+    otelperf.set_api_price("openai", "gpt-4o-mini", input_per_million_usd=0.15,
+                           output_per_million_usd=0.6)  # fmt: skip
+    start_attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "server.address": "api.openai.com",
+        "server.port": 443,
+    }
+    end_attrs = {
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.usage.output_tokens": 300,
+    }
+    client_span(tel, "chat gpt-4o-mini", start_attrs, start=0, end=250_000_000,
+                end_attrs=end_attrs)  # fmt: skip
+    s = read(tel.registry)
+    labels = {"api": "openai", "model": "gpt-4o-mini"}
+    assert family(s, CALLS) == {frozenset({**labels, "outcome": "success"}.items()): 1}
+    assert get(s, TOKENS, **labels, token_type="input") == 1200
+    assert get(s, TOKENS, **labels, token_type="output") == 300
+    assert get(s, COST, **labels) == (1200 * 0.15 + 300 * 0.6) / 1e6
+    assert get(s, DUR_COUNT, **labels, outcome="success") == 1
+    assert get(s, DUR_SUM, **labels, outcome="success") == 0.25
+
+
+def test_genai_provider_name_and_error_type_make_an_error(tel: otelperf.Telemetry):
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+             "gen_ai.request.model": "claude-sonnet-4"}  # fmt: skip
+    client_span(tel, "chat claude-sonnet-4", attrs, start=0, end=10,
+                end_attrs={"error.type": "RateLimitError"}, error=True)  # fmt: skip
+    usage = {"gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 3}
+    client_span(tel, "chat claude-sonnet-4", attrs, start=0, end=10, end_attrs=usage)
+    s = read(tel.registry)
+    labels = {"api": "anthropic", "model": "claude-sonnet-4"}
+    assert family(s, CALLS) == {
+        frozenset({**labels, "outcome": "error"}.items()): 1,
+        frozenset({**labels, "outcome": "success"}.items()): 1,
+    }
+    assert get(s, TOKENS, **labels, token_type="input") == 7
+    assert family(s, COST) == {}  # no price, no cost given: no cost recorded
+
+
+def test_http_client_spans_as_httpx_and_requests_make_them(tel: otelperf.Telemetry):
+    base = {"http.request.method": "GET", "url.full": "https://api.example.com/v1/geo",
+            "server.address": "api.example.com", "server.port": 443}  # fmt: skip
+    client_span(tel, "GET", base, start=0, end=1_000_000,
+                end_attrs={"http.response.status_code": 200})  # fmt: skip
+    client_span(tel, "GET", base, start=0, end=3_000_000,
+                end_attrs={"http.response.status_code": 503, "error.type": "503"},
+                error=True)  # fmt: skip
+    client_span(
+        tel, "GET", base, start=0, end=2_000_000, end_attrs={"http.response.status_code": 500}
+    )  # >= 500 even without error.type
+    client_span(tel, "GET", base, start=0, end=2_000_000,
+                end_attrs={"http.response.status_code": 429, "error.type": "429"})  # fmt: skip
+    client_span(
+        tel, "GET", base, start=0, end=2_000_000, end_attrs={"http.response.status_code": 404}
+    )  # a 4xx without error.type: ok
+    # not counted: a SERVER span and an INTERNAL span with the same attributes
+    tracer = tel.tracer_provider.get_tracer("x")
+    tracer.start_span("GET /geo", kind=SpanKind.SERVER, attributes=base).end()
+    tracer.start_span("helper", attributes=base).end()
+    s = read(tel.registry)
+    labels = {"api": "api.example.com", "model": N.UNKNOWN_MODEL}
+    assert family(s, CALLS) == {
+        frozenset({**labels, "outcome": "success"}.items()): 2,
+        frozenset({**labels, "outcome": "error"}.items()): 3,
+    }
+    assert get(s, DUR_SUM, **labels, outcome="error") == 0.007
+    assert family(s, TOKENS) == {}
+
+
+def test_api_call_context_manager_tokens_price_and_set_cost(tel: otelperf.Telemetry):
+    otelperf.set_api_price("openai", "gpt-4o", input_per_million_usd=2.5,
+                           output_per_million_usd=10.0)  # fmt: skip
+    with otelperf.api_call("openai", model="gpt-4o") as call:
+        call.set_tokens(input=1000, output=200)
+        assert call.span.is_recording()
+    with otelperf.api_call("openai", model="gpt-4o") as call:
+        call.set_tokens(input=10, output=0)
+        call.set_cost(0.5)  # given: the price table is not used
+    with pytest.raises(KeyError), otelperf.api_call("openai", model="gpt-4o"):
+        raise KeyError("boom")
+    s = read(tel.registry)
+    labels = {"api": "openai", "model": "gpt-4o"}
+    assert get(s, CALLS, **labels, outcome="success") == 2
+    assert get(s, CALLS, **labels, outcome="error") == 1
+    assert get(s, TOKENS, **labels, token_type="input") == 1010
+    assert get(s, TOKENS, **labels, token_type="output") == 200
+    assert get(s, COST, **labels) == (1000 * 2.5 + 200 * 10.0) / 1e6 + 0.5
+    assert get(s, DUR_COUNT, **labels, outcome="error") == 1
+
+
+def test_api_call_decorator_sync_and_async_and_nested_under_a_root(tel: otelperf.Telemetry):
+    @otelperf.api_call("geocoder")
+    def geocode(address: str) -> str:
+        return address.upper()
+
+    @otelperf.api_call("llm", model="m1")
+    async def complete(prompt: str) -> str:
+        await asyncio.sleep(0)
+        return prompt[::-1]
+
+    @otelperf.measure("handle")
+    def handle() -> str:
+        return geocode("x") + asyncio.run(complete("ab"))
+
+    assert handle() == "Xba"
+    assert geocode.__name__ == "geocode"
+    s = read(tel.registry)
+    assert get(s, CALLS, api="geocoder", model=N.UNKNOWN_MODEL, outcome="success") == 1
+    assert get(s, CALLS, api="llm", model="m1", outcome="success") == 1
+    # the API spans are operations on the critical path of their root
+    ops = {dict(k)["operation"] for k in family(s, N.CRITICAL_PATH.prom)}
+    assert ops == {"handle", "geocoder", "llm m1"}
+
+
+def test_record_api_call_records_into_the_same_instruments(tel: otelperf.Telemetry):
+    otelperf.set_api_price("openai", "gpt-4o", input_per_million_usd=2.5,
+                           output_per_million_usd=10.0)  # fmt: skip
+    otelperf.record_api_call("openai", model="gpt-4o", input_tokens=400, output_tokens=100,
+                             duration_seconds=0.5)  # fmt: skip
+    otelperf.record_api_call("openai", model="gpt-4o", error=TimeoutError("t"), cost_usd=0.0)
+    otelperf.record_api_call("maps")
+    with otelperf.api_call("openai", model="gpt-4o"):
+        pass
+    s = read(tel.registry)
+    assert family(s, CALLS) == {
+        frozenset({("api", "openai"), ("model", "gpt-4o"), ("outcome", "success")}): 2,
+        frozenset({("api", "openai"), ("model", "gpt-4o"), ("outcome", "error")}): 1,
+        frozenset({("api", "maps"), ("model", N.UNKNOWN_MODEL), ("outcome", "success")}): 1,
+    }
+    assert get(s, COST, api="openai", model="gpt-4o") == (400 * 2.5 + 100 * 10.0) / 1e6
+    assert get(s, DUR_SUM, api="openai", model="gpt-4o", outcome="success") >= 0.5  # type: ignore[operator]
+    assert get(s, DUR_COUNT, api="openai", model="gpt-4o", outcome="success") == 2
+    assert get(s, DUR_COUNT, api="openai", model="gpt-4o", outcome="error") is None
+
+
+def test_cache_by_call_and_by_span_attributes_through_a_real_scrape(tel: otelperf.Telemetry):
+    for hit in (True, True, False):
+        otelperf.record_cache("sessions", hit)
+    tracer = tel.tracer_provider.get_tracer("x")
+    tracer.start_span("cache.get", attributes={N.ATTR_CACHE_NAME: "prices",
+                                               N.ATTR_CACHE_HIT: False}).end()  # fmt: skip
+    # not a bool: ignored
+    tracer.start_span("cache.get", attributes={N.ATTR_CACHE_NAME: "prices",
+                                               N.ATTR_CACHE_HIT: "yes"}).end()  # fmt: skip
+    assert tel.metrics_url is not None
+    s = scrape(tel.metrics_url)
+    assert {k[1]: v for k, v in s.items() if k[0] == CACHE} == {
+        frozenset({("cache", "sessions"), ("result", "hit")}): 2,
+        frozenset({("cache", "sessions"), ("result", "miss")}): 1,
+        frozenset({("cache", "prices"), ("result", "miss")}): 1,
+    }
+
+
+def test_cache_and_api_label_caps_overflow():
+    reg = CollectorRegistry()
+    t = otelperf.configure(prometheus_port=0, registry=reg, set_global=False, max_operations=2)
+    try:
+        for i in range(3):
+            otelperf.record_api_call(f"api{i}", model="m")
+        for i in range(5):
+            otelperf.record_cache(f"c{i}", True)
+        s = read(reg)
+        assert family(s, CALLS) == {
+            frozenset({("api", "api0"), ("model", "m"), ("outcome", "success")}): 1,
+            frozenset({("api", "api1"), ("model", "m"), ("outcome", "success")}): 1,
+            frozenset({("api", N.OVERFLOW), ("model", N.OVERFLOW), ("outcome", "success")}): 1,
+        }
+        assert get(s, CACHE, cache=N.OVERFLOW, result="hit") == 1  # cap: 2 * max_operations
+        assert get(s, N.CARDINALITY_OVERFLOW.prom, component="apis") == 2
+    finally:
+        t.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda: otelperf.record_cache("", True), r"record_cache\(cache=''\)"),
+        (lambda: otelperf.record_cache("c", 1), r"record_cache\(hit=1\)"),
+        (lambda: otelperf.record_api_call("a", input_tokens=-1), r"input_tokens=-1"),
+        (lambda: otelperf.record_api_call("a", output_tokens=1.5), r"output_tokens=1.5"),
+        (lambda: otelperf.record_api_call("a", cost_usd=float("nan")), r"cost_usd=nan"),
+        (lambda: otelperf.record_api_call("a", model=""), r"model=''"),
+        (lambda: otelperf.record_api_call("a", error=3), r"error=3"),
+        (lambda: otelperf.record_api_call("a", duration_seconds=-2), r"duration_seconds=-2"),
+        (lambda: otelperf.api_call(""), r"api_call\(api=''\)"),
+        (
+            lambda: otelperf.set_api_price(
+                "a", "m", input_per_million_usd=-1, output_per_million_usd=1
+            ),
+            r"input_per_million_usd=-1",
+        ),
+    ],
+)
+def test_bad_arguments_name_the_argument(call: Any, pattern: str):
+    with pytest.raises((TypeError, ValueError), match=pattern):
+        call()
+
+
+def test_set_tokens_validates_and_prices_are_a_copy():
+    with pytest.raises(ValueError, match=r"set_tokens\(input=-3\)"):
+        with otelperf.api_call("a") as call:
+            call.set_tokens(input=-3)
+    otelperf.set_api_price("a", "m", input_per_million_usd=1, output_per_million_usd=2)
+    table = apis.prices()
+    table.clear()
+    assert apis.prices() == {("a", "m"): (1.0, 2.0)}
+
+
+def test_without_a_processor_records_are_dropped_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+):
+    assert apis.active_processor() is None
+    apis._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="otelperf"):
+        otelperf.record_cache("c", True)
+        otelperf.record_cache("c", False)
+        otelperf.record_api_call("a")
+        otelperf.record_api_call("a")
+        with otelperf.api_call("a") as call:  # a non-recording span: nothing to count into
+            call.set_tokens(input=1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "otelperf.record_cache(): no BottleneckSpanProcessor is running" in warnings[0]
+    assert "otelperf.record_api_call()" in warnings[1]
+
+
+def test_manual_processor_is_the_sink_without_configure():
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    reg = CollectorRegistry()
+    mp = MeterProvider(metric_readers=[otelperf.prometheus_reader(reg)])
+    tp = TracerProvider()
+    p = otelperf.BottleneckSpanProcessor(meter_provider=mp)
+    tp.add_span_processor(p)
+    try:
+        assert apis.active_processor() is p
+        otelperf.record_cache("c", True)
+        tr = tp.get_tracer("x")
+        with tr.start_as_current_span("llm", kind=SpanKind.CLIENT,
+                                      attributes={"gen_ai.system": "openai"}):  # fmt: skip
+            pass
+        s = read(reg)
+        assert get(s, CACHE, cache="c", result="hit") == 1
+        assert get(s, CALLS, api="openai", model=N.UNKNOWN_MODEL, outcome="success") == 1
+    finally:
+        tp.shutdown()
+        mp.shutdown()
+    assert apis.active_processor() is None
+
+
+def test_api_call_span_is_a_client_span_with_genai_attributes(tel: otelperf.Telemetry):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tel.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with otelperf.api_call("openai", model="gpt-4o") as call:
+        call.set_tokens(input=5, output=6)
+        call.set_cost(0.25)
+        assert trace.get_current_span() is call.span
+    (span,) = exporter.get_finished_spans()
+    assert span.kind is SpanKind.CLIENT
+    assert span.name == "openai gpt-4o"
+    assert dict(span.attributes or {}) == {
+        N.ATTR_API: "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.usage.output_tokens": 6,
+        N.ATTR_API_COST: 0.25,
+    }
