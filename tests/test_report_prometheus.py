@@ -217,12 +217,15 @@ def _num(v: str) -> Any:
 def test_queries_sum_across_instances_and_use_the_window():
     q = queries("1h", JOB)
     sel = f'{{job="{JOB}"}}'
-    assert q["calls"] == ("sum by (operation, outcome, error_type) "
-                          f"(increase(otelperf_operation_duration_seconds_count{sel}[1h]))")  # fmt: skip
-    assert q["p0.95"] == ("histogram_quantile(0.95, sum by (le, operation) "
-                          f"(increase(otelperf_operation_duration_seconds_bucket{sel}[1h])))")  # fmt: skip
-    assert q["critical_path"] == ("sum by (root_operation, operation) "
-                                  f"(increase(otelperf_critical_path_seconds_total{sel}[1h]))")  # fmt: skip
+    d = "otelperf_operation_duration_seconds"
+    assert q["calls"] == f"sum by (operation, outcome, error_type) (increase({d}_count{sel}[1h]))"
+    assert q["p0.95"] == (
+        f"histogram_quantile(0.95, sum by (le, operation) (increase({d}_bucket{sel}[1h])))"
+    )
+    assert q["critical_path"] == (
+        "sum by (root_operation, operation) "
+        f"(increase(otelperf_critical_path_seconds_total{sel}[1h]))"
+    )
     assert q["resource:system_cpu_utilization"] == (
         f"max by () (max_over_time(system_cpu_utilization{sel}[1h]))"
     )
