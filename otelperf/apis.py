@@ -24,6 +24,7 @@ import inspect
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from time import perf_counter_ns
 from types import TracebackType
@@ -131,20 +132,20 @@ def cost_of(api: str, model: str, input_tokens: int, output_tokens: int) -> floa
 
 _sink_lock = threading.Lock()
 _configured: BottleneckSpanProcessor | None = None
-_live: list[BottleneckSpanProcessor] = []
+_live: list[weakref.ref[BottleneckSpanProcessor]] = []  # weak: a dropped processor is no sink
 _warned: set[str] = set()
 
 
 def _register(p: BottleneckSpanProcessor) -> None:
     with _sink_lock:
-        _live.append(p)
+        _live[:] = [r for r in _live if r() is not None]
+        _live.append(weakref.ref(p))
 
 
 def _unregister(p: BottleneckSpanProcessor) -> None:
     global _configured
     with _sink_lock:
-        if p in _live:
-            _live.remove(p)
+        _live[:] = [r for r in _live if r() is not None and r() is not p]
         if _configured is p:
             _configured = None
 
@@ -164,8 +165,11 @@ def active_processor() -> BottleneckSpanProcessor | None:
     p = _configured
     if p is not None:
         return p
-    live = _live
-    return live[-1] if live else None
+    for ref in reversed(_live):
+        live = ref()
+        if live is not None:
+            return live
+    return None
 
 
 def _no_sink(func: str) -> None:
