@@ -339,7 +339,11 @@ def _dashboard(
 
 # --- the dashboards --------------------------------------------------------------------------
 def overview(settings: DashboardSettings) -> g.Dashboard:
-    """Per-operation rate, errors, latency, in-flight and throughput, top-10 tables, alerts."""
+    """Per-operation rate, errors, latency, in-flight and throughput, top-10 tables, alerts.
+
+    >>> overview(DashboardSettings()).uid
+    'otelperf-overview'
+    """
     d = N.OPERATION_DURATION
     count, bucket = d.prom + "_count", d.prom + "_bucket"
     ops = (*_TARGET, _re(N.OPERATION, "operation"))
@@ -454,7 +458,11 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
 
 
 def bottlenecks(settings: DashboardSettings) -> g.Dashboard:
-    """Critical-path attribution per root operation, self time, and the CPU / waiting split."""
+    """Critical-path attribution per root operation, self time, and the CPU / waiting split.
+
+    >>> bottlenecks(DashboardSettings(uid_prefix="shop")).uid
+    'shop-bottlenecks'
+    """
     root = (*_TARGET, _eq(N.ROOT_OPERATION, "$root"))
     by_op = (N.OPERATION,)
     cp, self_t = N.CRITICAL_PATH.prom, N.SELF_TIME.prom
@@ -574,7 +582,11 @@ def bottlenecks(settings: DashboardSettings) -> g.Dashboard:
 
 
 def cache_apis(settings: DashboardSettings) -> g.Dashboard:
-    """Cache hit ratios and lookups; external API calls, errors, latency, tokens and cost."""
+    """Cache hit ratios and lookups; external API calls, errors, latency, tokens and cost.
+
+    >>> [v.name for v in cache_apis(DashboardSettings()).templating.list][3:]
+    ['cache', 'api', 'model']
+    """
     caches = (*_TARGET, _re(N.CACHE, "cache"))
     apis = (*_TARGET, _re(N.API, "api"), _re(N.MODEL, "model"))
     req = N.CACHE_REQUESTS.prom
@@ -693,7 +705,11 @@ def cache_apis(settings: DashboardSettings) -> g.Dashboard:
 
 
 def resources(settings: DashboardSettings) -> g.Dashboard:
-    """Process and host resources, and otelperf's own health (dropped spans, overflow)."""
+    """Process and host resources, and otelperf's own health (dropped spans, overflow).
+
+    >>> resources(DashboardSettings()).title
+    'otelperf / Resources'
+    """
     t = _TARGET
     process = [
         _timeseries(
@@ -871,6 +887,7 @@ def render(settings: DashboardSettings | None = None) -> dict[str, str]:
 
 # --- the ``otelperf dashboards`` command -----------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``otelperf dashboards``."""
     parser.add_argument(
         "--out",
         default="dashboards",
@@ -885,6 +902,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the dashboards to ``--out`` (only changed files), or with ``--check`` compare.
+
+    Exit status 0 when written or up to date, 1 when ``--check`` finds a missing, stale or
+    unknown JSON file.  ``otelperf dashboards --check`` is what CI runs.
+    """
     from otelperf.cli import UserError
 
     out = Path(args.out)
