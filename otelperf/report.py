@@ -95,6 +95,8 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     >>> histogram_quantile(0.5, [(1.0, 2), (2.0, 4), (math.inf, 4)])
     1.0
     """
+    if math.isnan(q):
+        return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
@@ -119,7 +121,11 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
         return fixed[0][0]
     start, prev = (0.0, 0.0) if i == 0 else fixed[i - 1]
     end, count = fixed[i]
-    return start + (end - start) * (rank - prev) / (count - prev)
+    # Same operations in the same order as Prometheus (promql/quantile.go), so the float
+    # result is identical to the last bit; 0/0 is NaN there too.
+    width = count - prev
+    fraction = (rank - prev) / width if width else math.nan
+    return start + (end - start) * fraction
 
 
 @dataclass

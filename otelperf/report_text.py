@@ -82,6 +82,9 @@ def _visible_width(text: str) -> int:
     return max((len(re.sub(r"\033\[[0-9;]*m", "", line)) for line in text.splitlines()), default=0)
 
 
+_MIN_NAME = 12  # narrowest a name column gets ("…" and 11 characters)
+
+
 def fit_table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, colalign: Sequence[str]
 ) -> str:
@@ -94,9 +97,9 @@ def fit_table(
             r[0] = _shorten(n, limit)
         text = tabulate(cells, headers=list(headers), tablefmt="simple", colalign=colalign,
                         disable_numparse=True)  # fmt: skip
-        if _visible_width(text) <= width or limit <= 8:
-            return text
-        limit -= max(1, _visible_width(text) - width)
+        if _visible_width(text) <= width or limit <= _MIN_NAME:
+            return text  # fits, or as narrow as names can sensibly get
+        limit = max(_MIN_NAME, limit - max(1, _visible_width(text) - width))
 
 
 def render(report: Report, *, color: bool, width: int) -> str:
