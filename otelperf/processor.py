@@ -58,9 +58,10 @@ _CLIENT = SpanKind.CLIENT
 class _Trace:
     """One local root in flight: the span ids filed under it and the ended spans."""
 
-    __slots__ = ("root_id", "seen", "spans", "started", "trace_id")
+    __slots__ = ("done", "root_id", "seen", "spans", "started", "trace_id")
 
     def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
+        self.done = False
         self.root_id = root_id
         self.trace_id = trace_id
         self.seen = seen
@@ -148,6 +149,9 @@ class _Totals:
         # key -> [attributes, value, value]; values are ints except cost (float).
         self.pairs: dict[tuple[str, str], list[Any]] = {}
         self.roots: dict[str, list[Any]] = {}
+        # root name -> (its roots entry, {operation name -> its pairs entry}): one lookup per
+        # operation when a root ends.  Only names under the caps are cached here.
+        self.fast: dict[str, tuple[list[Any], dict[str, list[Any]]]] = {}
         self.cache: dict[tuple[str, str], list[Any]] = {}
         self.api_keys: dict[tuple[str, str], tuple[str, str]] = {}
         self.api_calls: dict[tuple[str, str, str], list[Any]] = {}
@@ -269,29 +273,35 @@ class BottleneckSpanProcessor(SpanProcessor):
         if self._closed:
             return
         try:
-            ctx = span.context
-            sid = ctx.span_id
             parent = span.parent
-            with self._lock:
-                if parent is None or parent.is_remote:
-                    self._start_root(sid, ctx.trace_id)
-                    return
-                t = self._owner.get(parent.span_id)
-                if t is not None and len(t.started) < self.max_spans_per_trace:
-                    t.started.append(sid)
+            if parent is None or parent.is_remote:
+                ctx = span.context
+                with self._lock:
+                    self._start_root(ctx.span_id, ctx.trace_id)
+                return
+            # Lock-free for the common span: dict and list operations are atomic, and a root
+            # ending at the same moment is caught by the ``done`` check (set before its
+            # cleanup reads ``started``, so one side or the other removes this entry).
+            t = self._owner.get(parent.span_id)
+            if t is not None:
+                started = t.started
+                if len(started) < self.max_spans_per_trace:
+                    sid = span.context.span_id
+                    started.append(sid)
                     self._owner[sid] = t
+                    if t.done:
+                        self._owner.pop(sid, None)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
 
     def _start_root(self, sid: int, trace_id: int) -> None:
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
         if len(self._roots) >= self.max_traces_in_flight:
-            now = self._clock()
-            if now >= self._next_sweep:
-                self._sweep(now)
-            if len(self._roots) >= self.max_traces_in_flight:
-                self._tombstone(trace_id, CAPACITY)
-                return
-        t = _Trace(sid, trace_id, self._clock())
+            self._tombstone(trace_id, CAPACITY)
+            return
+        t = _Trace(sid, trace_id, now)
         self._roots[sid] = t
         self._owner[sid] = t
         self._active[trace_id] = self._active.get(trace_id, 0) + 1
@@ -302,29 +312,33 @@ class BottleneckSpanProcessor(SpanProcessor):
         try:
             ctx = span.context
             sid = ctx.span_id
-            done = None
-            with self._lock:
-                t = self._owner.pop(sid, None)
-                if t is None:
+            t = self._owner.pop(sid, None)
+            if t is None:
+                with self._lock:
                     self._count_missing(ctx.trace_id)
-                else:
-                    if sid == t.root_id:
-                        t.spans.append((sid, 0, span.name, span.start_time, span.end_time))  # type: ignore[arg-type]
-                        done = t
-                        del self._roots[sid]
-                        self._forget(t)
+            elif sid != t.root_id:
+                t.spans.append(
+                    (sid, span.parent.span_id, span.name, span.start_time, span.end_time)  # type: ignore[union-attr,arg-type]
+                )
+            else:
+                t.spans.append((sid, 0, span.name, span.start_time, span.end_time))  # type: ignore[arg-type]
+                with self._lock:
+                    t.done = True
+                    if self._roots.pop(sid, None) is None:  # the sweep took it meanwhile
+                        self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + 1
+                        t = None
                     else:
-                        t.spans.append(
-                            (sid, span.parent.span_id, span.name, span.start_time, span.end_time)  # type: ignore[union-attr,arg-type]
-                        )
-                now = self._clock()
-                if now >= self._next_sweep:
-                    self._sweep(now)
-            attrs = span.attributes
+                        self._forget(t)
+                    now = self._clock()
+                    if now >= self._next_sweep:
+                        self._sweep(now)
+                if t is not None:
+                    self._finish(t)
+            # ReadableSpan.attributes wraps the mapping in a new MappingProxyType on every
+            # read; on the SDK's own class the mapping itself is read-only once ended.
+            attrs = span._attributes if type(span) is ReadableSpan else span.attributes
             if attrs:
                 self._account(span, attrs)
-            if done is not None:
-                self._finish(done)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
 
@@ -376,6 +390,7 @@ class BottleneckSpanProcessor(SpanProcessor):
             if t.seen > deadline:
                 break
             del roots[sid]
+            t.done = True
             self._forget(t)
             if t.spans:
                 self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + len(t.spans)
@@ -403,29 +418,55 @@ class BottleneckSpanProcessor(SpanProcessor):
             )  # fmt: skip
 
     def _finish(self, t: _Trace) -> None:
-        a = attribute(t.root_id, t.spans)
+        spans, t.spans = t.spans, []  # a racing late child appends to the new list, not these
+        a = attribute(t.root_id, spans)
+        self_time = a.self_time
         tot = self._totals
         with self._tlock:
-            root = self._name(a.root)
-            r = tot.roots.get(root)
-            if r is None:
-                r = tot.roots[root] = [{N.ROOT_OPERATION: root}, 0, 0]
+            fast = tot.fast.get(a.root)
+            if fast is None:
+                r, ops = self._root_entry(a.root)
+            else:
+                r, ops = fast
             r[1] += a.duration
             r[2] += 1
-            pairs = tot.pairs
             for name, cp in a.critical_path.items():
-                op = self._name(name)
-                key = (root, op)
-                p = pairs.get(key)
+                p = ops.get(name)
                 if p is None:
-                    if len(pairs) >= tot.max_pairs and op != N.OVERFLOW:
-                        self._overflow(N.OPERATION)
-                        key = (root, N.OVERFLOW)
-                        p = pairs.get(key)
-                    if p is None:
-                        p = pairs[key] = [{N.ROOT_OPERATION: key[0], N.OPERATION: key[1]}, 0, 0]
+                    p = self._pair_entry(r, ops, name)
                 p[1] += cp
-                p[2] += a.self_time.get(name, 0)
+                p[2] += self_time[name]
+
+    def _root_entry(self, name: str) -> tuple[list[Any], dict[str, list[Any]]]:
+        tot = self._totals
+        root = self._name(name)
+        r = tot.roots.get(root)
+        if r is None:
+            r = tot.roots[root] = [{N.ROOT_OPERATION: root}, 0, 0]
+        if root == name:
+            fast = tot.fast.get(name)
+            if fast is None:
+                fast = tot.fast[name] = (r, {})
+            return fast
+        return r, {}  # over the cap: not cached, so abuse cannot grow the table
+
+    def _pair_entry(self, r: list[Any], ops: dict[str, list[Any]], name: str) -> list[Any]:
+        tot = self._totals
+        pairs = tot.pairs
+        root = r[0][N.ROOT_OPERATION]
+        op = self._name(name)
+        key = (root, op)
+        p = pairs.get(key)
+        if p is None:
+            if len(pairs) >= tot.max_pairs and op != N.OVERFLOW:
+                self._overflow(N.OPERATION)
+                key = (root, N.OVERFLOW)
+                p = pairs.get(key)
+            if p is None:
+                p = pairs[key] = [{N.ROOT_OPERATION: key[0], N.OPERATION: key[1]}, 0, 0]
+        if op == name and key[1] == name and root != N.OVERFLOW:
+            ops[name] = p
+        return p
 
     def _observe(self, field: str) -> list[Observation]:
         tot = self._totals
