@@ -119,7 +119,7 @@ class CpuSampler:
         with self._lock:
             d_busy = now[0] - self._last[0]
             d_total = now[1] - self._last[1]
-            if d_total >= self._min_total:
+            if d_total > 0 and d_total >= self._min_total:
                 self._value = _ratio(d_busy, d_total)
                 self._last = now
             return self._value
@@ -157,8 +157,8 @@ def filesystems(probes: Probes, on_error: Callable[[str, BaseException], None]) 
     out: dict[str, float] = {}
     for mountpoint in sorted(by_device.values()):
         if len(out) >= MAX_MOUNTPOINTS:
-            on_error("overflow", OverflowError(mountpoint))
-            break
+            on_error("overflow", OverflowError(mountpoint))  # counted once per skipped mount
+            continue
         try:
             u = probes.disk_usage(mountpoint)
         except Exception as exc:  # unmounted in between, permission denied: skip this one
@@ -349,7 +349,12 @@ class ResourceMonitor:
         # prometheus_client.REGISTRY has these from import time; a private registry gets them
         # here, so /metrics shows the same process metrics either way.
         if registry is not prometheus_client.REGISTRY:
+            # A registry without auto_describe does not know the names of collectors that have
+            # no describe(), so look for an existing one by type before adding ours.
+            present = {type(c) for c in getattr(registry, "_collector_to_names", {})}
             for inner in _process_collectors():
+                if type(inner) in present:
+                    continue
                 guarded = _Guarded(inner, self.errors)
                 try:
                     registry.register(guarded)
