@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import io
 import json
 import math
@@ -443,7 +444,8 @@ def _csv_value(v: Any) -> str:
 
 
 def _none_if_nan(x: float) -> float | None:
-    return None if math.isnan(x) else x
+    # NaN (no observations) and +-Inf (q outside 0..1 from Prometheus) are "no figure".
+    return x if math.isfinite(x) else None
 
 
 def _pct(x: float) -> str:
@@ -740,7 +742,7 @@ def fetch_text(url: str, what: str, timeout: float = 10.0) -> str:
         raise _error(f"{what} {url} answered HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise _error(f"cannot reach {what} {url}: {_reason(exc.reason)}") from None
-    except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets
         raise _error(f"cannot reach {what} {url}: {_reason(exc)}") from None
     try:
         return body.decode("utf-8")

@@ -10,6 +10,7 @@ about.  The results fill the same :class:`otelperf.report.Totals` a scrape does.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import re
@@ -107,7 +108,7 @@ class PrometheusClient:
             ) from None
         except urllib.error.URLError as exc:
             raise _error(f"cannot reach --prometheus {self.base}: {_reason(exc.reason)}") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             raise _error(f"cannot reach --prometheus {self.base}: {_reason(exc)}") from None
         doc = _json(raw)
         if doc is None or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):

@@ -493,3 +493,29 @@ def test_empty_page(static_server):
 )  # fmt: skip
 def test_bad_arguments_name_the_argument(args, fragment):
     assert_one_line_error(run_cli(*args), fragment)
+
+
+def test_connection_cut_mid_response():
+    # A server that promises 100 bytes, sends 3 and hangs up (a crashing exporter).
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        conn.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/metrics"
+    try:
+        p = run_cli("--url", url)
+    finally:
+        th.join(timeout=10)
+        srv.close()
+    assert_one_line_error(p, f"cannot reach --url {url}: IncompleteRead")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -261,9 +260,3 @@ def test_prometheus_error_response(window):
     # A window Prometheus itself refuses (too long for its duration type): its error, one line.
     p = run_cli("--prometheus", window["url"], "--window", "500000y")
     assert_one_line_error(p, f"Prometheus at {window['url']} rejected a query (bad_data: ")
-
-
-@pytest.fixture(autouse=True)
-def _no_colour(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    os.environ.pop("FORCE_COLOR", None)
