@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client
 from opentelemetry import metrics, trace
@@ -20,6 +20,9 @@ from otelperf import instrument
 from otelperf.config import ConfigError, Settings, resolve
 from otelperf.exporter import MetricsServer, prometheus_reader
 from otelperf.resources import HealthThresholds, ResourceMonitor
+
+if TYPE_CHECKING:  # report imports config only; kept out of import time all the same
+    from otelperf.report import Report
 
 _log = logging.getLogger("otelperf")
 
@@ -75,7 +78,7 @@ class Telemetry:
     def enabled(self) -> bool:
         return not self.settings.disabled
 
-    def report(self, top: int | None = None) -> Any:
+    def report(self, top: int | None = None) -> Report:
         """The performance report of this process (totals since it started), as
         ``otelperf report`` builds it; ``.to_text()``, ``.to_dict()`` and ``.to_json()``
         render it (otelperf.report.Report, docs/report.md).
