@@ -3,13 +3,14 @@ figure in text, JSON and CSV; and every kind of bad input (one line, exit 2, no 
 
 The workload (also used by test_report_prometheus.py):
 
-* ``checkout`` (measure): 8 calls, 6 sleeping 30 ms and 2 sleeping 150 ms; 2 fast ones raise
-  ValueError.  Buckets (0.025, 0.05] x6 and (0.1, 0.25] x2, so the quantiles are exact:
-  p50 = 0.025 + 0.025 * 4/6, p95 = 0.1 + 0.15 * 1.6/2 = 0.22, p99 = 0.1 + 0.15 * 1.92/2 = 0.244.
-  Sleeps only need to land inside their bucket (30 ms has 20 ms of slack, 150 ms has 100 ms).
-* ``ingest`` (measure): 2 calls sleeping 30 ms, 10 items and 4096 bytes each.
+* ``checkout`` (measure): 8 calls, 6 sleeping 60 ms and 2 sleeping 150 ms; 2 fast ones raise
+  ValueError.  Buckets (0.05, 0.1] x6 and (0.1, 0.25] x2, so the quantiles are exact:
+  p50 = 0.05 + 0.05 * 4/6, p95 = 0.1 + 0.15 * 1.6/2 = 0.22, p99 = 0.1 + 0.15 * 1.92/2 = 0.244.
+  Sleeps only need to land inside their bucket (60 ms has 40 ms of slack, 150 ms has 100 ms):
+  wall time decides the bucket, never the figure.
+* ``ingest`` (measure): 2 calls sleeping 60 ms, 10 items and 4096 bytes each.
 * ``handle_order``: a span tree with explicit start/end times through the OTel SDK tracer, run
-  twice, so the processor's critical path and self time are exact (ms):
+  four times, so the processor's critical path and self time are exact (ms):
   download [0,30], parse [30,55], enrich [55,92] with fetch_price [57,80] and [60,90] in
   parallel, store [92,98], root [0,100].
   Critical path: root 2, download 30, parse 25, enrich 7, fetch_price 30, store 6.
@@ -66,22 +67,22 @@ def _tree(tracer: trace.Tracer, base: int) -> None:
 
 
 def run_workload(telemetry: otelperf.Telemetry) -> None:
-    """The known workload above, recorded into ``telemetry`` (about 0.6 s of sleeps)."""
+    """The known workload above, recorded into ``telemetry`` (about 0.8 s of sleeps)."""
     for i in range(8):
         try:
             with otelperf.measure("checkout"):
-                time.sleep(0.15 if i >= 6 else 0.03)
+                time.sleep(0.15 if i >= 6 else 0.06)
                 if i in (1, 3):
                     raise ValueError("card declined")
         except ValueError:
             pass
     for _ in range(2):
         with otelperf.measure("ingest") as op:
-            time.sleep(0.03)
+            time.sleep(0.06)
             op.add_items(10)
             op.add_bytes(4096)
     tracer = telemetry.tracer_provider.get_tracer("report-test")
-    for _ in range(2):
+    for _ in range(4):  # 0.4 s of root time: between ingest's 0.12 s and checkout's 0.66 s
         _tree(tracer, time.time_ns())
     for hit in [True] * 7 + [False] * 3:
         otelperf.record_cache("sessions", hit=hit)
@@ -103,12 +104,12 @@ def run_workload(telemetry: otelperf.Telemetry) -> None:
 
 # --- the expected figures (for one run of the workload) --------------------------------------
 
-P50 = 0.025 + 0.025 * 4 / 6
+P50 = 0.05 + 0.05 * (4 / 6)
 OPERATIONS: list[dict[str, Any]] = [
     {"operation": "checkout", "calls": 8, "errors": 2, "error_ratio": 0.25, "p50_seconds": P50,
      "p95_seconds": 0.22, "p99_seconds": 0.244, "items": 0, "bytes": 0},
-    {"operation": "ingest", "calls": 2, "errors": 0, "error_ratio": 0.0, "p50_seconds": 0.0375,
-     "p95_seconds": 0.04875, "p99_seconds": 0.04975, "items": 20, "bytes": 8192},
+    {"operation": "ingest", "calls": 2, "errors": 0, "error_ratio": 0.0, "p50_seconds": 0.075,
+     "p95_seconds": 0.0975, "p99_seconds": 0.0995, "items": 20, "bytes": 8192},
 ]  # fmt: skip
 TREE = [  # (operation, share, self_share) under handle_order, in report order
     ("fetch_price", 0.30, 0.53),
@@ -280,8 +281,8 @@ def test_text_tables_figure_by_figure_fit_80_columns_and_have_no_colour_in_a_pip
     title = " ".join(out.split("\n\n")[0].splitlines())  # wrapped to the width
     assert title == f"otelperf report — {loaded.metrics_url}: totals since the process started"
     # operation, calls, err %, p50, p95, p99 (ms), items, bytes, cpu % (wall time: not compared)
-    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "41.7", "220", "244", "-", "-"]
-    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "37.5", "48.8", "49.8", "20",
+    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
+    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
                                       "8.0KiB"]  # fmt: skip
     assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
     assert row(out, "handle_order > enrich") == ["handle_order > enrich", "7.0", "4.0"]

@@ -179,8 +179,8 @@ def test_text_over_the_window(window, capsys):
     out = report(window, capsys)
     assert max(len(line) for line in out.splitlines()) <= 80 and "\033[" not in out
     assert f"the last {window['window']}, job {JOB}" in " ".join(out.split("\n\n")[0].split())
-    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "41.7", "220", "244", "-", "-"]
-    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "37.5", "48.8", "49.8", "20",
+    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
+    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
                                       "8.0KiB"]  # fmt: skip
     assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
     assert row(out, "catalog") == ["catalog", "1", "3", "25.0"]
