@@ -54,7 +54,8 @@ DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
-# Resident-memory change per operation, bytes (negative deltas fall in the first bucket).
+# Resident-memory growth per operation, bytes (a release records 0: OTel histograms take no
+# negative values).
 DEFAULT_MEMORY_BUCKETS: tuple[float, ...] = (
     0.0, 4096.0, 65536.0, 1048576.0, 16777216.0, 134217728.0, 1073741824.0,
 )  # fmt: skip
@@ -106,7 +107,8 @@ OPERATION_CPU = _m(
 )  # fmt: skip
 OPERATION_MEMORY_DELTA = _m(
     "otelperf.operation.memory_delta", "otelperf_operation_memory_delta_bytes", "histogram",
-    "By", (OPERATION,), "Resident memory change across an operation (track_memory=True).",
+    "By", (OPERATION,), "Resident memory growth across an operation, 0 when it shrank "
+    "(track_memory=True).",
 )  # fmt: skip
 
 # --- bottleneck processor -------------------------------------------------------------------

@@ -247,7 +247,10 @@ class _Pipeline:
             if op._rss0 >= 0:
                 from otelperf.resources import current_rss
 
-                self.memory_histogram.record(current_rss() - op._rss0, stats.op_attrs, _NO_CONTEXT)
+                # OTel histograms drop negative values (with a warning per call), so a release
+                # records 0: the histogram is the growth an operation caused.
+                grown = max(0, current_rss() - op._rss0)
+                self.memory_histogram.record(grown, stats.op_attrs, _NO_CONTEXT)
             with self.lock:
                 stats.in_flight -= 1
                 stats.items += op._items
