@@ -35,7 +35,7 @@ from opentelemetry.util.types import Attributes
 
 from otelperf import _names as N
 from otelperf import apis
-from otelperf._attribution import SpanTuple, attribute
+from otelperf._attribution import SpanTuple, attribute_fast
 from otelperf._errors import Tally
 
 _log = logging.getLogger("otelperf")
@@ -419,18 +419,17 @@ class BottleneckSpanProcessor(SpanProcessor):
 
     def _finish(self, t: _Trace) -> None:
         spans, t.spans = t.spans, []  # a racing late child appends to the new list, not these
-        a = attribute(t.root_id, spans)
-        self_time = a.self_time
+        root, duration, critical, self_time, _ = attribute_fast(t.root_id, spans)
         tot = self._totals
         with self._tlock:
-            fast = tot.fast.get(a.root)
+            fast = tot.fast.get(root)
             if fast is None:
-                r, ops = self._root_entry(a.root)
+                r, ops = self._root_entry(root)
             else:
                 r, ops = fast
-            r[1] += a.duration
+            r[1] += duration
             r[2] += 1
-            for name, cp in a.critical_path.items():
+            for name, cp in critical.items():
                 p = ops.get(name)
                 if p is None:
                     p = self._pair_entry(r, ops, name)
