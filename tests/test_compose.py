@@ -22,6 +22,7 @@ from tests.conftest import require_binary
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 SERVICES = {"demo", "prometheus", "alertmanager", "grafana"}
+AM_DIR = REPO / "deploy" / "alertmanager"
 
 
 def compose() -> dict[str, Any]:
@@ -98,6 +99,8 @@ def test_grafana_admin_password_comes_from_the_environment_without_default() -> 
     assert m.group(1) == "GF_ADMIN_PASSWORD" and "GF_ADMIN_PASSWORD" in m.group(2)
     text = COMPOSE.read_text()
     assert not re.search(r"\$\{\w+:?-", text), "no variable in the compose file has a default"
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert code.count("GF_ADMIN_PASSWORD") == 2  # the reference and its error message only
     assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
 
@@ -108,7 +111,7 @@ def test_every_mounted_file_exists() -> None:
         for host, target in bind_mounts(name):
             count += 1
             assert host.exists(), f"{name} mounts {host} at {target}, which does not exist"
-            if target.suffix in (".yml", ".yaml", ".json"):
+            if target.suffix:
                 assert host.is_file(), f"{name}: {host} should be a file"
             else:
                 assert host.is_dir(), f"{name}: {host} should be a directory"
@@ -202,16 +205,61 @@ def test_promtool_check_config_on_the_mounted_prometheus_config(tmp_path: Path) 
     assert len(found) == n_files and all(n > 0 for n in found), out
 
 
+def test_alertmanager_runs_the_template_through_its_entrypoint_with_secrets() -> None:
+    am = service("alertmanager")
+    assert am["entrypoint"] == ["/bin/sh", "/etc/alertmanager/entrypoint.sh"]
+    assert to_host("alertmanager", am["entrypoint"][1]) == AM_DIR / "entrypoint.sh"
+    # the entrypoint reads the template where the compose file mounts it
+    script = (AM_DIR / "entrypoint.sh").read_text()
+    default = re.search(r'ALERTMANAGER_TEMPLATE:=([^}"]+)', script)
+    assert default, "entrypoint.sh has no default template path"
+    assert to_host("alertmanager", default.group(1)) == AM_DIR / "alertmanager.yml"
+    assert not any(a.startswith("--config.file") for a in am["command"])  # the entrypoint's job
+    # knobs pass through from the host (no values, so no secrets or defaults in this file)
+    env = am["environment"]
+    assert all(v is None for v in env.values())
+    assert set(env) <= set(re.findall(r"\$\{(ALERTMANAGER_\w+):=", script))
+    # every secret the config reads from /run/secrets is granted and comes from the host
+    template = (AM_DIR / "alertmanager.yml").read_text()
+    wanted = set(re.findall(r"_file: /run/secrets/(\w+)", template))
+    assert wanted == {"alertmanager_smtp_password", "alertmanager_slack_api_url"}
+    assert set(am["secrets"]) == wanted
+    declared = compose()["secrets"]
+    assert set(declared) == wanted
+    for name, spec in declared.items():
+        assert set(spec) == {"environment"}, f"secret {name} must come from the host environment"
+
+
 @pytest.mark.integration
-def test_amtool_check_config_on_the_mounted_alertmanager_config() -> None:
+def test_amtool_check_config_on_the_mounted_alertmanager_config(tmp_path: Path) -> None:
+    """amtool on the configuration the container runs: the template rendered by entrypoint.sh.
+
+    The mounted alertmanager.yml is a template with ${ALERTMANAGER_*} placeholders (amtool
+    would reject it as it is); the container renders it with its entrypoint, so the test runs
+    the same script with the compose service's environment (host variables unset).
+    """
     amtool = require_binary("amtool")
-    arg = next(a for a in service("alertmanager")["command"] if a.startswith("--config.file="))
-    config = to_host("alertmanager", arg.split("=", 1)[1])
-    assert config == REPO / "deploy/alertmanager/alertmanager.yml"
-    assert config.is_file(), f"{config} (owned by the alerting work) does not exist yet"
+    template = AM_DIR / "alertmanager.yml"
+    assert template.is_file(), f"{template} (owned by the alerting work) does not exist yet"
+    rendered = tmp_path / "alertmanager.yml"
+    env = {k: v for k, v in service("alertmanager")["environment"].items() if v is not None}
     proc = subprocess.run(
-        [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
+        ["sh", str(to_host("alertmanager", "/etc/alertmanager/entrypoint.sh")), "--render-only"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            **env,
+            "ALERTMANAGER_TEMPLATE": str(template),
+            "ALERTMANAGER_RENDERED": str(rendered),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not re.search(r"\$\{ALERTMANAGER_\w+\}", rendered.read_text())
+    proc = subprocess.run(
+        [amtool, "check-config", str(rendered)], capture_output=True, text=True, timeout=60
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert "SUCCESS" in out, out
+    assert "SUCCESS" in out and " - 3 receivers" in out, out
