@@ -4,6 +4,9 @@ Each request is a root operation ``handle_order`` with nested stages: ``download
 reports bytes), ``parse`` (CPU-bound, reports items), ``enrich`` (an asyncio.gather fan-out of
 ``fetch_price`` calls) and ``store``.  ``--error-rate`` makes ``store`` fail that often and
 ``--slow OPERATION`` makes one stage 20 times slower, so dashboards and alerts have faults to show.
+``fetch_price`` reads through a small LRU price cache (``record_cache("prices", hit)``) and
+``recommend`` makes a simulated LLM call (``api_call("openai", model="gpt-4o-mini")``) with
+token counts, priced with ``set_api_price``; about 1% of those calls time out.
 """
 
 from __future__ import annotations
@@ -15,15 +18,27 @@ import random
 import signal
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from otelperf.apis import api_call, record_cache, set_api_price
 from otelperf.config import ConfigError, parse_float, parse_int
 from otelperf.instrument import measure
 
 ROOT = "handle_order"
-STAGES = ("download", "parse", "enrich", "fetch_price", "store")
+STAGES = ("download", "parse", "enrich", "fetch_price", "recommend", "store")
+LLM_API = "openai"
+LLM_MODEL = "gpt-4o-mini"
+LLM_PRICE = (0.15, 0.60)  # USD per million input, output tokens
+PRICE_CACHE_SIZE = 24  # of 40 hot SKUs: a hit ratio around 60%
+
+
+class LLMTimeout(Exception):
+    """The simulated LLM did not answer in time."""
+
+
 SLOW_FACTOR = 20.0
 
 
@@ -66,6 +81,7 @@ class OrderService:
     def __init__(self, cfg: DemoConfig) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
+        self.price_cache: OrderedDict[str, float] = OrderedDict()
 
     async def _sleep(self, stage: str, low_ms: float, high_ms: float) -> None:
         await asyncio.sleep(self.rng.uniform(low_ms, high_ms) / 1000 * self.cfg.factor(stage))
@@ -91,16 +107,34 @@ class OrderService:
             return rows
 
     async def fetch_price(self, sku: str) -> float:
+        cached = self.price_cache.get(sku)
+        record_cache("prices", hit=cached is not None)
+        if cached is not None:
+            self.price_cache.move_to_end(sku)
+            return cached
         async with measure("fetch_price"):
             await self._sleep("fetch_price", 2, 12)
-            return self.rng.uniform(1, 100)
+            price = self.rng.uniform(1, 100)
+        self.price_cache[sku] = price
+        if len(self.price_cache) > PRICE_CACHE_SIZE:
+            self.price_cache.popitem(last=False)
+        return price
 
     async def enrich(self, rows: list[dict[str, object]]) -> float:
         async with measure("enrich") as op:
-            skus = [str(r["sku"]) for r in rows[:4]]
+            skus = [f"SKU-{i}" for i in self.rng.sample(range(40), 4)]
             prices = await asyncio.gather(*(self.fetch_price(s) for s in skus))
             op.add_items(len(prices))
             return sum(prices)
+
+    async def recommend(self, total: float) -> str:
+        """A simulated LLM call: its span, duration, tokens and cost are counted by otelperf."""
+        async with measure("recommend"), api_call(LLM_API, model=LLM_MODEL) as call:
+            await self._sleep("recommend", 15, 45)
+            if self.cfg.fault_active() and self.rng.random() < 0.01:
+                raise LLMTimeout("no answer within 30 s")
+            call.set_tokens(input=self.rng.randint(300, 1200), output=self.rng.randint(40, 300))
+            return f"bundle for {total:.0f}"
 
     async def store(self, total: float) -> None:
         async with measure("store"):
@@ -114,6 +148,10 @@ class OrderService:
             payload = await self.download()
             rows = self.parse(payload)
             total = await self.enrich(rows)
+            try:
+                await self.recommend(total)
+            except LLMTimeout:
+                pass  # recommendations are optional; the call is counted as an error
             await self.store(total)
 
 
@@ -192,6 +230,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     service = args.service_name or os.environ.get("OTEL_SERVICE_NAME") or "otelperf-demo"
     telemetry = configure(service_name=service, prometheus_host=args.host,
                           prometheus_port=port)  # fmt: skip
+    set_api_price(LLM_API, LLM_MODEL, input_per_million_usd=LLM_PRICE[0],
+                  output_per_million_usd=LLM_PRICE[1])  # fmt: skip
     print(f"otelperf demo: serving {telemetry.metrics_url} (Ctrl-C to stop)", file=out, flush=True)
     summary = _Summary(telemetry, out)
 
