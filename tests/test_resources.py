@@ -335,3 +335,12 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
     assert parent_threads >= 6 > high  # main + server + 4 waiting threads; the child has fewer
     assert resources.process() is parent_proc  # the parent keeps its cached Process
     assert doc["rss"] > 0
+
+
+def test_current_rss_agrees_with_psutil_and_follows_allocation() -> None:
+    before = resources.current_rss()
+    assert abs(before - psutil.Process().memory_info().rss) <= 64 * 4096
+    block = bytearray(b"\x01") * (32 * 2**20)
+    grown = resources.current_rss() - before
+    del block
+    assert 31 * 2**20 <= grown <= 40 * 2**20
