@@ -472,3 +472,24 @@ def test_a_million_spans_with_100k_distinct_names_leave_memory_at_baseline():
     assert grown < 32 * 2**20, f"RSS grew {grown / 2**20:.1f} MiB"
     p.shutdown()
     mp.shutdown()
+
+
+def test_reconfigure_on_the_same_application_meter_provider_keeps_counting():
+    # The SDK drops a second instrument of the same name on a meter (and its callback); the
+    # processor's instruments are shared per meter provider and read its newest processor.
+    reg = CollectorRegistry()
+    mp = MeterProvider(metric_readers=[otelperf.prometheus_reader(reg)])
+    tp = TracerProvider()
+    try:
+        for n in (1, 2):
+            t = otelperf.configure(prometheus_port=0, registry=reg, set_global=False,
+                                   tracer_provider=tp, meter_provider=mp)  # fmt: skip
+            try:
+                for i in range(n):
+                    fan_out(tp.get_tracer("app"), offset=1000 * i)
+                assert_fan_out(read(reg), n=n)  # the new processor's own totals
+            finally:
+                t.shutdown()
+    finally:
+        tp.shutdown()
+        mp.shutdown()
