@@ -28,7 +28,9 @@ from typing import Any
 
 import pytest
 
+from otelperf import _names as N
 from otelperf import dashboards as D
+from otelperf import demo
 from tests.conftest import require_binary
 from tests.test_dashboards import generated, panels, used_variables, variables
 
@@ -77,8 +79,9 @@ class Stack:
             doc = json.load(exc)
         return doc
 
-    def query(self, expr: str) -> dict[str, Any]:
-        return self.get("/api/v1/query", query=expr, time=f"{time.time():.3f}")
+    def query(self, expr: str, at: float | None = None) -> dict[str, Any]:
+        at = time.time() if at is None else at
+        return self.get("/api/v1/query", query=expr, time=f"{at:.3f}")
 
 
 @pytest.fixture(scope="module")
@@ -267,11 +270,16 @@ def test_panel_query_runs_and_returns_data(
         assert not empty, f"{panel['title']}: no data from " + "; ".join(
             f"{ref}: {exprs[ref]}" for ref in empty
         )
-    _exact_checks(panel["title"], results)
+    _exact_checks(stack, panel["title"], results, exprs)
 
 
-def _exact_checks(title: str, results: dict[str, list[tuple[dict[str, str], float]]]) -> None:
-    """Values we know for the demo, so 'returns data' is not the only thing checked."""
+def _exact_checks(
+    stack: Stack,
+    title: str,
+    results: dict[str, list[tuple[dict[str, str], float]]],
+    exprs: dict[str, str],
+) -> None:
+    """Values known from the demo's structure, so "returns data" is not all that is checked."""
     if title == "Critical-path share per operation":
         assert sum(v for _, v in results["A"]) == pytest.approx(100.0, abs=1e-6)
         assert all(0 <= v <= 100 for _, v in results["A"])
@@ -281,26 +289,47 @@ def _exact_checks(title: str, results: dict[str, list[tuple[dict[str, str], floa
         assert cpu.keys() == waiting.keys()
         for op, v in cpu.items():
             assert 0 <= v <= 100 and v + waiting[op] == pytest.approx(100.0)
-        assert cpu["parse"] > 50  # the demo's parse step is CPU-bound json work
+        # parse is the demo's synchronous (CPU-measured) step; its share depends on the load
+        # of the machine, so only its presence and a non-zero share are known
+        assert "parse" in cpu and cpu["parse"] > 0
     elif title == "Error %":
         # operations that never fail read 0 %, not "no data" (the "or 0 * total" branch)
         errors = {labels["operation"]: v for labels, v in results["A"]}
-        assert errors["parse"] == 0.0
-        assert {"download", "parse", "enrich", "fetch_price", "store", "handle_order"} <= set(
-            errors
-        )
+        assert {demo.ROOT, *demo.STAGES} <= set(errors)
+        assert errors["parse"] == errors["download"] == errors["enrich"] == 0.0
     elif title == "Request rate":
         rates = {labels["operation"]: v for labels, v in results["A"]}
-        assert all(v > 0 for v in rates.values())
-        # enrich fans out to 4 fetch_price calls per order
-        assert rates["fetch_price"] / rates["enrich"] == pytest.approx(4.0, rel=0.15)
+        assert {demo.ROOT, *demo.STAGES} <= set(rates)
+        # every order runs each of these stages once (fetch_price only on a cache miss)
+        for stage in ("download", "parse", "enrich", "recommend", "store"):
+            assert rates[stage] == pytest.approx(rates[demo.ROOT], rel=0.1), stage
     elif title == "Top 10 most failing operations":
         failing = {labels["operation"] for labels, _ in results["A"]}
-        assert failing <= {"store", "handle_order"} and "store" in failing
+        assert "store" in failing and failing <= {"store", "recommend", demo.ROOT}
     elif title == "Top contributors":
-        assert {labels["operation"] for labels, _ in results["A"]} == {
-            labels["operation"] for labels, _ in results["C"]
-        }
-        share = sum(v for _, v in results["C"])
-        # the demo has fewer than ten operations, so the top ten are all of them
-        assert len(results["A"]) == 6 and share == pytest.approx(100.0, abs=1e-6)
+        ops = {labels["operation"] for labels, _ in results["A"]}
+        assert ops == {labels["operation"] for labels, _ in results["C"]}
+        assert len(ops) < 10  # so the top ten are all of them, and their shares sum to 100
+        assert sum(v for _, v in results["C"]) == pytest.approx(100.0, abs=1e-6)
+    elif title == "Hit ratio per cache":
+        (labels, ratio), *_ = results["A"]
+        assert labels == {"cache": "prices"} and 0 < ratio < 1
+    elif title == "API calls / s":
+        assert [labels for labels, _ in results["A"]] == [
+            {"api": demo.LLM_API, "model": demo.LLM_MODEL}
+        ]
+    elif title == "Tokens / s by type":
+        tokens = {labels["token_type"]: v for labels, v in results["A"]}
+        # the demo sends 300..1200 input tokens and receives 40..300 per call
+        assert set(tokens) == {"input", "output"} and tokens["input"] > tokens["output"] > 0
+    elif title == "Cost per hour":
+        # cost and tokens are counted at the same span end and scraped together, so the
+        # cost rate is exactly the token rates times the demo's prices
+        at = time.time()  # both at the same instant, so over the same samples
+        (per_hour,) = [float(r["value"][1]) for r in stack.query(exprs["A"], at)["data"]["result"]]
+        window = builtins()["__rate_interval"]
+        doc = stack.query(f"sum by (token_type) (rate({N.API_TOKENS.prom}[{window}]))", at)
+        tokens = {r["metric"]["token_type"]: float(r["value"][1]) for r in doc["data"]["result"]}
+        price_in, price_out = demo.LLM_PRICE
+        expected = 3600 * (tokens["input"] * price_in + tokens["output"] * price_out) / 1e6
+        assert per_hour == pytest.approx(expected, rel=1e-6)
