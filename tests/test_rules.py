@@ -453,3 +453,16 @@ def test_every_alert_has_a_runbook_section_with_the_three_parts() -> None:
         body = by_anchor[anchor]
         for part in ("**Meaning.**", "**Confirm.**", "**Act.**"):
             assert part in body, (name, part)
+
+
+def test_alerting_doc_lists_every_key_and_alert() -> None:
+    doc = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
+    for f in dataclasses.fields(rules.Thresholds):
+        assert f"| `{f.name}` | `{rules._num(f.default)}`" in doc, f.name
+    for f in dataclasses.fields(rules.RulesConfig):
+        key = f.name.rstrip("_")
+        assert f"| `{key}" in doc, key
+    for name, duration in rules.DEFAULT_FOR.items():
+        assert f"{name} `{duration}`" in doc.replace("\n", " "), name
+    for rec in _names.RECORDINGS:
+        assert f"| `{rec.name}` |" in doc, rec.name
