@@ -609,16 +609,19 @@ def _findings(
                     "queue; a process pool if it holds the GIL).",
                 ))  # fmt: skip
             else:
+                # No CPU figure: async (CPU cannot be attributed across awaits) or a span from
+                # another instrumentation; both are far more often waiting than computing.
                 how = (
-                    "no CPU time recorded: async, or not measured with measure()"
+                    "records no CPU time (async, or not measured with measure()), so it most "
+                    "likely waits"
                     if cpu is None
-                    else f"only {_pct(cpu)} of its wall time on CPU"
+                    else f"mostly waits (only {_pct(cpu)} of its wall time on CPU)"
                 )
                 recs.append(Finding(
                     "waiting", subject,
-                    f"{b.operation} mostly waits ({how}) and takes {_pct(b.share)} of "
-                    f"{root}: run independent calls in parallel (asyncio.gather, a thread "
-                    "pool), cache their results, or batch many small requests into one.",
+                    f"{b.operation} takes {_pct(b.share)} of {root} and {how}: run "
+                    "independent calls in parallel (asyncio.gather, a thread pool), cache "
+                    "their results, or batch many small requests into one.",
                 ))  # fmt: skip
 
     for r in ops:

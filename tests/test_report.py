@@ -230,7 +230,7 @@ def test_rules_on_hand_written_figures():
         "worker or queue; a process pool if it holds the GIL)."
     )
     assert recs[("waiting", "job > fetch")].startswith(
-        "fetch mostly waits (only 12.5 % of its wall time on CPU) and takes 30.0 % of job: run "
+        "fetch takes 30.0 % of job and mostly waits (only 12.5 % of its wall time on CPU): run "
         "independent calls in parallel"
     )
     assert recs[("api_cost", "vision small")] == (

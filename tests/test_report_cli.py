@@ -213,8 +213,8 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
     recs = [r for r in doc["recommendations"] if r["kind"] != "resource"]
     assert [(r["kind"], r["subject"]) for r in recs] == RECOMMENDATION_KINDS
     assert recs[0]["message"].startswith(
-        "fetch_price mostly waits (no CPU time recorded: async, or not measured with measure()) "
-        "and takes 30.0 % of handle_order: run independent calls in parallel"
+        "fetch_price takes 30.0 % of handle_order and records no CPU time (async, or not "
+        "measured with measure()), so it most likely waits: run independent calls in parallel"
     )
     assert recs[4]["message"].startswith("ingest handles ")  # rate: wall time
     if k == 1:
