@@ -58,15 +58,29 @@ _CLIENT = SpanKind.CLIENT
 class _Trace:
     """One local root in flight: the span ids filed under it and the ended spans."""
 
-    __slots__ = ("done", "root_id", "seen", "spans", "started", "trace_id")
+    __slots__ = (
+        "done", "expired", "n_sealed", "root_id", "sealed", "seen", "spans", "started",
+        "trace_id",
+    )  # fmt: skip
 
     def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
-        self.done = False
+        self.done = False  # the root ended or expired: no new spans are filed under it
+        self.expired = False
         self.root_id = root_id
         self.trace_id = trace_id
         self.seen = seen
         self.started: list[int] = [root_id]
-        self.spans: list[SpanTuple] = []
+        self.spans: list[SpanTuple] | None = []  # None once sealed
+        self.sealed: list[SpanTuple] = []  # the list as sealed; its first n_sealed counted
+        self.n_sealed = 0
+
+    def seal(self) -> list[SpanTuple]:
+        """Take the ended spans (under the processor's lock); later ones are settled apart."""
+        spans = self.spans if self.spans is not None else []
+        self.spans = None
+        self.sealed = spans
+        self.n_sealed = len(spans)
+        return spans[: self.n_sealed]
 
 
 class _Instruments:
@@ -312,28 +326,41 @@ class BottleneckSpanProcessor(SpanProcessor):
         try:
             ctx = span.context
             sid = ctx.span_id
-            t = self._owner.pop(sid, None)
+            owner = self._owner
+            t = owner.get(sid)
             if t is None:
                 with self._lock:
                     self._count_missing(ctx.trace_id)
             elif sid != t.root_id:
-                t.spans.append(
-                    (sid, span.parent.span_id, span.name, span.start_time, span.end_time)  # type: ignore[union-attr,arg-type]
-                )
+                # Append first, then unregister: if the root's cleanup (which seals the list
+                # after unregistering every span) had not reached this span yet, the append is
+                # in the sealed list; if it had, _settle decides under the lock.
+                spans = t.spans
+                tup = (sid, span.parent.span_id, span.name, span.start_time, span.end_time)  # type: ignore[union-attr]
+                if spans is not None:
+                    spans.append(tup)  # type: ignore[arg-type]
+                    if owner.pop(sid, None) is None:
+                        self._settle(t, tup)  # type: ignore[arg-type]
+                else:
+                    owner.pop(sid, None)
+                    self._settle(t, None)
             else:
-                t.spans.append((sid, 0, span.name, span.start_time, span.end_time))  # type: ignore[arg-type]
+                owner.pop(sid, None)
+                tup = (sid, 0, span.name, span.start_time, span.end_time)
+                sealed = None
                 with self._lock:
-                    t.done = True
-                    if self._roots.pop(sid, None) is None:  # the sweep took it meanwhile
-                        self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + 1
-                        t = None
+                    if self._roots.pop(sid, None) is None or t.spans is None:
+                        self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + 1  # swept
                     else:
+                        t.spans.append(tup)  # type: ignore[arg-type]
+                        t.done = True
                         self._forget(t)
+                        sealed = t.seal()
                     now = self._clock()
                     if now >= self._next_sweep:
                         self._sweep(now)
-                if t is not None:
-                    self._finish(t)
+                if sealed is not None:
+                    self._finish(t.root_id, sealed)
             # ReadableSpan.attributes wraps the mapping in a new MappingProxyType on every
             # read; on the SDK's own class the mapping itself is read-only once ended.
             attrs = span._attributes if type(span) is ReadableSpan else span.attributes
@@ -341,6 +368,19 @@ class BottleneckSpanProcessor(SpanProcessor):
                 self._account(span, attrs)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
+
+    def _settle(self, t: _Trace, tup: SpanTuple | None) -> None:
+        """A span of ``t`` ended while its root was finishing or expiring (rare: a race)."""
+        with self._lock:
+            if tup is not None and t.spans is None:
+                sealed = t.sealed
+                for i in range(min(t.n_sealed, len(sealed)) - 1, -1, -1):
+                    if sealed[i] is tup:
+                        return  # it made it into the sealed spans: counted there
+            elif tup is not None:
+                return  # not sealed yet: the root or the sweep will count it
+            reason = EXPIRED if t.expired else LATE
+            self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def shutdown(self) -> None:
         """Stop processing and forget spans in flight; totals stay readable.  Idempotent."""
@@ -391,9 +431,11 @@ class BottleneckSpanProcessor(SpanProcessor):
                 break
             del roots[sid]
             t.done = True
+            t.expired = True
             self._forget(t)
-            if t.spans:
-                self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + len(t.spans)
+            n = len(t.seal())
+            if n:
+                self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + n
             self._tombstone(t.trace_id, EXPIRED)
 
     # -- attribution and totals ----------------------------------------------------------------
@@ -417,9 +459,8 @@ class BottleneckSpanProcessor(SpanProcessor):
                 "ones are recorded as %r", self.max_operations, what, N.OVERFLOW,
             )  # fmt: skip
 
-    def _finish(self, t: _Trace) -> None:
-        spans, t.spans = t.spans, []  # a racing late child appends to the new list, not these
-        root, duration, critical, self_time, _ = attribute_fast(t.root_id, spans)
+    def _finish(self, root_id: int, spans: list[SpanTuple]) -> None:
+        root, duration, critical, self_time, _ = attribute_fast(root_id, spans)
         tot = self._totals
         with self._tlock:
             fast = tot.fast.get(root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -493,3 +494,39 @@ def test_reconfigure_on_the_same_application_meter_provider_keeps_counting():
     finally:
         tp.shutdown()
         mp.shutdown()
+
+
+def test_children_of_one_root_from_many_threads_racing_its_end():
+    rig = Rig(max_spans_per_trace=100_000)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so ends race the root's cleanup
+    try:
+        tr = rig.tracer
+        for round_ in range(20):
+            root = tr.start_span("root", start_time=0)
+            ctx = trace.set_span_in_context(root)
+            go = threading.Barrier(9)
+
+            def children(ctx: Any = ctx, go: threading.Barrier = go) -> None:
+                go.wait()
+                for _ in range(200):
+                    tr.start_span("child", context=ctx, start_time=10).end(20)
+
+            threads = [threading.Thread(target=children) for _ in range(8)]
+            for t in threads:
+                t.start()
+            go.wait()
+            time.sleep(0.001 * (round_ % 4))  # end the root while children are being made
+            root.end(100)
+            for t in threads:
+                t.join()
+        s = rig.read()
+        counted = get(s, N.SELF_TIME, root_operation="root", operation="child") or 0.0
+        late = get(s, N.DROPPED_SPANS, reason="late") or 0.0
+        # every child is either attributed (10 ns of self time each) or late: none lost
+        assert round(counted * 1e9 / 10) + late == 20 * 8 * 200
+        assert get(s, N.ROOTS, root_operation="root") == 20
+        assert rig.processor._owner == {} and rig.processor._roots == {}
+    finally:
+        sys.setswitchinterval(interval)
+        rig.close()
