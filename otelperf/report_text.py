@@ -156,7 +156,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
     if report.apis:
         rows = [
             [f"{a.api} {a.model}", fmt_count(a.calls), fmt_count(a.errors),
-             fmt_count(a.input_tokens), fmt_count(a.output_tokens), f"{a.cost_usd:.6g}"]
+             fmt_count(a.input_tokens), fmt_count(a.output_tokens), f"{a.cost_usd:.4g}"]
             for a in report.apis
         ]  # fmt: skip
         section("External APIs", fit_table(
