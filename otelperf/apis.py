@@ -23,6 +23,7 @@ import functools
 import inspect
 import logging
 import math
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -134,6 +135,17 @@ _sink_lock = threading.Lock()
 _configured: BottleneckSpanProcessor | None = None
 _live: list[weakref.ref[BottleneckSpanProcessor]] = []  # weak: a dropped processor is no sink
 _warned: set[str] = set()
+
+
+def _after_fork() -> None:
+    # A thread of the parent may have held a lock at fork(); the child starts with fresh ones.
+    global _sink_lock, _prices_lock
+    _sink_lock = threading.Lock()
+    _prices_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _register(p: BottleneckSpanProcessor) -> None:

@@ -138,6 +138,15 @@ _instruments_lock = threading.Lock()
 _instruments: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
 
 
+def _instruments_after_fork() -> None:
+    global _instruments_lock
+    _instruments_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_instruments_after_fork)
+
+
 def _instruments_for(meter_provider: Any) -> _Instruments:
     with _instruments_lock:
         try:
