@@ -391,7 +391,7 @@ def test_promtool_unit_tests() -> None:
     tests = sorted(str(p) for p in (ALERT_RULES / "tests").glob("*.yml"))
     assert [Path(t).name for t in tests] == [
         "bottlenecks.yml", "cache_and_apis.yml", "healthy.yml", "operations.yml",
-        "pipeline.yml", "resources.yml",
+        "operations_daily.yml", "pipeline.yml", "resources.yml",
     ]  # fmt: skip
     proc = subprocess.run(
         [promtool, "test", "rules", *tests], capture_output=True, text=True, cwd=ROOT
