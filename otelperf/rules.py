@@ -543,6 +543,13 @@ class _Builder:
 
         share, share1h = n.REC_CRITICAL_PATH_SHARE.name, n.REC_CRITICAL_PATH_SHARE_1H.name
         roots = self.rate(n.ROOTS.prom, w)
+
+        # Both hours need traffic, or one root a day earlier could make any share a "shift".
+        def roots_1h(offset: str = "") -> str:
+            rate = f"rate({self.raw(n.ROOTS.prom)}[1h]{offset})"
+            return f"sum by {_by(n.JOB, n.ROOT_OPERATION)} ({rate})"
+
+        guard = _num(self.cfg.min_requests_per_minute)
         path = "{{ $labels.operation }} under {{ $labels.root_operation }} in job {{ $labels.job }}"
         out.append(_Alert(
             "OtelperfBottleneckDominant", "info",
@@ -555,7 +562,9 @@ class _Builder:
         ))  # fmt: skip
         out.append(_Alert(
             "OtelperfBottleneckShift", "warning",
-            f"{share1h} - ({share1h} offset 1d) > {_num(th.bottleneck_shift_share)}",
+            f"{share1h} - ({share1h} offset 1d) > {_num(th.bottleneck_shift_share)} "
+            f"and on{_by(n.JOB, n.ROOT_OPERATION)} ({roots_1h()} * 60 >= {guard}) "
+            f"and on{_by(n.JOB, n.ROOT_OPERATION)} ({roots_1h(' offset 1d')} * 60 >= {guard})",
             "An operation's share of the critical path rose sharply against one day earlier.",
             f"The critical-path share of {path} over the last hour rose by "
             f"{{{{ $value | humanizePercentage }}}} against the same hour one day earlier "
