@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -312,6 +313,71 @@ def evaluate(r: Readings, t: HealthThresholds) -> tuple[int, dict[str, Any]]:
     return (503 if unhealthy else 200), {"status": status, "checks": checks, "reasons": reasons}
 
 
+# -- OTel instruments, one set per meter provider -------------------------------------------------
+
+
+class _Instruments:
+    """The resource instruments on one meter provider; callbacks ask its current monitor.
+
+    The SDK keeps the first instrument of a name on a meter and drops a later duplicate's
+    callbacks, so a monitor replacing another on the same provider (configure, shutdown,
+    configure again on the application's provider) must reuse these rather than create its own.
+    """
+
+    def __init__(self, meter_provider: MeterProvider) -> None:
+        self.current: ResourceMonitor | None = None
+        self.errors = Tally(N.COMPONENT)
+        self.overflows = Tally(N.COMPONENT)
+        meter = meter_provider.get_meter(N.RESOURCES_METER_NAME)
+        for metric, method in (
+            (N.HOST_CPU_UTILIZATION, "_observe_cpu"),
+            (N.HOST_MEMORY_UTILIZATION, "_observe_memory"),
+            (N.HOST_FILESYSTEM_UTILIZATION, "_observe_filesystems"),
+            (N.PROC_THREADS, "_observe_threads"),
+        ):
+            meter.create_observable_gauge(
+                metric.otel, callbacks=[self._callback(method)], unit=metric.unit,
+                description=metric.help,
+            )  # fmt: skip
+        # Same names as instrument.py's counters, on another meter (the names on meter
+        # "otelperf" are taken); the exporter merges both into one family by label value.
+        for metric, tally in ((N.INTERNAL_ERRORS, self.errors),
+                              (N.CARDINALITY_OVERFLOW, self.overflows)):  # fmt: skip
+            meter.create_observable_counter(
+                metric.otel, callbacks=[tally.observe], unit=metric.unit, description=metric.help
+            )
+
+    def _callback(self, method: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            monitor = self.current
+            if monitor is None:
+                return ()
+            return list(getattr(monitor, method)(options))
+
+        return observe
+
+
+_holders: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+_holders_strong: dict[int, tuple[Any, _Instruments]] = {}  # providers that refuse weakrefs
+_holders_lock = threading.Lock()
+
+
+def _instruments_for(meter_provider: MeterProvider) -> _Instruments:
+    with _holders_lock:
+        try:
+            holder = _holders.get(meter_provider)
+        except TypeError:
+            entry = _holders_strong.get(id(meter_provider))
+            holder = entry[1] if entry is not None else None
+        if holder is None:
+            holder = _Instruments(meter_provider)
+            try:
+                _holders[meter_provider] = holder
+            except TypeError:
+                _holders_strong[id(meter_provider)] = (meter_provider, holder)
+        return holder
+
+
 # -- the monitor configure() installs --------------------------------------------------------------
 
 
@@ -334,8 +400,6 @@ class ResourceMonitor:
     ) -> None:
         self.thresholds = thresholds or HealthThresholds()
         self.probes = probes or Probes()
-        self.errors = Tally(N.COMPONENT)
-        self.overflows = Tally(N.COMPONENT)
         self._registry = registry
         self._registered: list[Collector] = []
         # OTel cannot remove instruments from a provider the application owns: after close()
@@ -344,24 +408,13 @@ class ResourceMonitor:
         self._scrape_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
         self._health_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
 
-        meter = meter_provider.get_meter(N.RESOURCES_METER_NAME)
-        gauges: tuple[tuple[N.Metric, Callable[[CallbackOptions], Iterable[Observation]]], ...] = (
-            (N.HOST_CPU_UTILIZATION, self._observe_cpu),
-            (N.HOST_MEMORY_UTILIZATION, self._observe_memory),
-            (N.HOST_FILESYSTEM_UTILIZATION, self._observe_filesystems),
-            (N.PROC_THREADS, self._observe_threads),
-        )
-        for metric, cb in gauges:
-            meter.create_observable_gauge(
-                metric.otel, callbacks=[cb], unit=metric.unit, description=metric.help
-            )
-        # Same names as instrument.py's counters, on another meter (the names on meter
-        # "otelperf" are taken); the exporter merges both into one family by label value.
-        for metric, tally in ((N.INTERNAL_ERRORS, self.errors),
-                              (N.CARDINALITY_OVERFLOW, self.overflows)):  # fmt: skip
-            meter.create_observable_counter(
-                metric.otel, callbacks=[tally.observe], unit=metric.unit, description=metric.help
-            )
+        holder = _instruments_for(meter_provider)
+        self._holder = holder
+        # Counts carry over when configure() runs again on the same provider: counters stay
+        # monotonic instead of resetting.
+        self.errors = holder.errors
+        self.overflows = holder.overflows
+        holder.current = self
 
         # prometheus_client.REGISTRY has these from import time; a private registry gets them
         # here, so /metrics shows the same process metrics either way.
@@ -466,3 +519,5 @@ class ResourceMonitor:
                 self._registry.unregister(c)
         self._registered.clear()
         self._closed = True
+        if self._holder.current is self:
+            self._holder.current = None

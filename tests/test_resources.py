@@ -344,3 +344,27 @@ def test_current_rss_agrees_with_psutil_and_follows_allocation() -> None:
     grown = resources.current_rss() - before
     del block
     assert 31 * 2**20 <= grown <= 40 * 2**20
+
+
+def test_reconfigure_on_the_same_meter_provider_keeps_reporting() -> None:
+    # The SDK drops a second instrument of the same name, so the second configure() must reuse
+    # the first one's instruments; failure counts carry over (counters stay monotonic).
+    reg = CollectorRegistry()
+    mp = MeterProvider(metric_readers=[prometheus_reader(reg)])
+    try:
+        seen = []
+        for round_ in range(2):
+            t = otelperf.configure(prometheus_port=0, registry=reg, meter_provider=mp,
+                                   set_global=False)  # fmt: skip
+            try:
+                assert t._resources is not None
+                t._resources.probes = Probes(num_threads=boom)
+                samples = scrape(t.metrics_url)
+                assert value(samples, N.HOST_MEMORY_UTILIZATION.prom) is not None, round_
+                assert value(samples, N.PROC_CPU.prom) is not None, round_
+                seen.append(value(samples, ERRORS, component="resources"))
+            finally:
+                t.shutdown()
+        assert seen == [1, 2]
+    finally:
+        mp.shutdown()
