@@ -151,6 +151,12 @@ def test_no_ratio_without_a_traffic_guard() -> None:
         "OtelperfApiErrorRateHigh",
     ):
         assert re.search(r"and on\([a-z_, ]+\) \(\S+ \* 60 >= 1\)", by_name[name]), name
+    for name in ("OtelperfBottleneckDominant", "OtelperfBottleneckShift"):
+        assert (
+            "on(job, root_operation) (sum by (job, root_operation) (rate(otelperf_roots_total["
+            in (by_name[name])
+        ), name
+    assert by_name["OtelperfBottleneckShift"].count("* 60 >= 1)") == 2  # now and a day earlier
     for r in _all_rules(rules.build_rules()):
         if " / " in r["expr"]:
             assert re.search(r" / (on\([a-z_, ]+\) (group_left\(\) )?)?\(.* > 0\)", r["expr"]), r
@@ -239,15 +245,21 @@ def test_override_of_an_operation_with_regex_characters_is_escaped(tmp_path: Pat
         {"operations": {"db.query": {"operation_error_ratio_critical": 0.5}}}
     )
     crit = [
-        a["expr"]
+        (a["expr"], a["labels"])
         for a in _alert_rules(rules.build_rules(cfg))
         if a["alert"] == "OtelperfOperationErrorRateHigh" and a["labels"]["severity"] == "critical"
     ]
     assert crit == [
-        'otelperf:operation_errors:ratio_rate{operation!~"db\\\\.query"} > 0.1 and '
-        "on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)",
-        'otelperf:operation_errors:ratio_rate{operation="db.query"} > 0.5 and '
-        "on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)",
+        (
+            'otelperf:operation_errors:ratio_rate{operation!~"db\\\\.query"} > 0.1 and '
+            "on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)",
+            {"severity": "critical"},
+        ),
+        (
+            'otelperf:operation_errors:ratio_rate{operation="db.query"} > 0.5 and '
+            "on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)",
+            {"severity": "critical", "operation": "db.query"},
+        ),
     ]
 
 
