@@ -89,6 +89,20 @@ class Telemetry:
 
         return from_registry(self.registry, top=top, settings=self.settings)
 
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """What ``GET /health`` answers: (HTTP status, JSON document); see docs/metrics.md#health.
+
+        For applications that serve their own endpoints (``start_server=False``)::
+
+            code, doc = telemetry.health()
+            return JSONResponse(doc, status_code=code)
+        """
+        if self._resources is None:
+            doc = {"status": "healthy", "checks": {}, "reasons": [],
+                   "note": "resource monitoring is off (otelperf disabled)"}  # fmt: skip
+            return 200, doc
+        return self._resources.health()
+
     def _start_server(self) -> None:
         s = self.settings
         health = self._resources.health if self._resources is not None else None

@@ -220,3 +220,24 @@ def test_bad_settings_name_their_source(
 )  # fmt: skip
 def test_parse_bytes(text: str, n: int) -> None:
     assert parse_bytes(text, "x") == n
+
+
+def test_telemetry_health_without_a_server() -> None:
+    t = otelperf.configure(registry=CollectorRegistry(), set_global=False, start_server=False,
+                           process_memory_limit=1)  # fmt: skip
+    try:
+        assert t.metrics_url is None
+        code, doc = t.health()
+        assert (code, doc["status"]) == (503, "unhealthy")
+        assert doc["checks"]["process_memory"]["limit_bytes"] == 1
+    finally:
+        t.shutdown()
+
+
+def test_telemetry_health_when_disabled() -> None:
+    t = otelperf.configure(registry=CollectorRegistry(), set_global=False, disabled=True)
+    try:
+        code, doc = t.health()
+        assert (code, doc["status"], doc["checks"]) == (200, "healthy", {})
+    finally:
+        t.shutdown()
