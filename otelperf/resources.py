@@ -127,6 +127,7 @@ class CpuSampler:
     ) -> None:
         self._cpu_times = cpu_times
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._last = _busy_total(cpu_times())
         self._value = _ratio(*self._last)
         # cpu_times() sums over all CPUs, so total time advances ncpu seconds per second.
@@ -134,6 +135,10 @@ class CpuSampler:
 
     def read(self) -> float:
         now = _busy_total(self._cpu_times())
+        if self._pid != os.getpid():
+            # A fork copies the lock in whatever state another thread held it: a fresh one.
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
         with self._lock:
             d_busy = now[0] - self._last[0]
             d_total = now[1] - self._last[1]
@@ -360,6 +365,15 @@ class _Instruments:
 _holders: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
 _holders_strong: dict[int, tuple[Any, _Instruments]] = {}  # providers that refuse weakrefs
 _holders_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _holders_lock
+    _holders_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _instruments_for(meter_provider: MeterProvider) -> _Instruments:

@@ -317,6 +317,8 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
                 "threads": [o.value for o in obs],
                 "tasks": [tasks_before, tasks_after],
                 "rss": resources.current_rss(),
+                "health": served.monitor.health()[1]["checks"]["process_memory"]["status"],
+                "cpu": [o.value for o in served.monitor._observe_cpu(None)],  # type: ignore[arg-type]
             }
             os.write(write_fd, json.dumps(doc).encode())
         finally:
@@ -335,6 +337,8 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
     assert parent_threads >= 6 > high  # main + server + 4 waiting threads; the child has fewer
     assert resources.process() is parent_proc  # the parent keeps its cached Process
     assert doc["rss"] > 0
+    assert doc["health"] == "ok"  # /health's probes work in the child (no inherited locks)
+    assert len(doc["cpu"]) == 1 and 0.0 <= doc["cpu"][0] <= 1.0
 
 
 def test_current_rss_agrees_with_psutil_and_follows_allocation() -> None:
