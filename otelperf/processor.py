@@ -354,7 +354,8 @@ class BottleneckSpanProcessor(SpanProcessor):
                     owner.pop(sid, None)
                     self._settle(t, None)
             else:
-                owner.pop(sid, None)
+                # The root's own entry goes in _forget, under the lock: popped any earlier, a
+                # child starting meanwhile would find no root yet see its trace as active.
                 tup = (sid, 0, span.name, span.start_time, span.end_time)
                 sealed = None
                 with self._lock:
