@@ -64,23 +64,23 @@ class _Trace:
     )  # fmt: skip
 
     def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
+        # One of these per request: only what every request needs is set here; ``expired``,
+        # ``sealed`` and ``n_sealed`` are set by seal().
         self.done = False  # the root ended or expired: no new spans are filed under it
-        self.expired = False
         self.root_id = root_id
         self.trace_id = trace_id
         self.seen = seen
         self.started: list[int] = [root_id]
         self.spans: list[SpanTuple] | None = []  # None once sealed
-        self.sealed: list[SpanTuple] = []  # the list as sealed; its first n_sealed counted
-        self.n_sealed = 0
 
-    def seal(self) -> list[SpanTuple]:
+    def seal(self, expired: bool) -> list[SpanTuple]:
         """Take the ended spans (under the processor's lock); later ones are settled apart."""
         spans = self.spans if self.spans is not None else []
         self.spans = None
-        self.sealed = spans
-        self.n_sealed = len(spans)
-        return spans[: self.n_sealed]
+        self.expired = expired
+        self.sealed = spans  # the list as sealed: its first n_sealed entries are counted
+        n = self.n_sealed = len(spans)
+        return spans[:n]
 
 
 class _Instruments:
@@ -365,7 +365,7 @@ class BottleneckSpanProcessor(SpanProcessor):
                         t.spans.append(tup)  # type: ignore[arg-type]
                         t.done = True
                         self._forget(t)
-                        sealed = t.seal()
+                        sealed = t.seal(False)
                     now = self._clock()
                     if now >= self._next_sweep:
                         self._sweep(now)
@@ -441,9 +441,8 @@ class BottleneckSpanProcessor(SpanProcessor):
                 break
             del roots[sid]
             t.done = True
-            t.expired = True
             self._forget(t)
-            n = len(t.seal())
+            n = len(t.seal(True))
             if n:
                 self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + n
             self._tombstone(t.trace_id, EXPIRED)
