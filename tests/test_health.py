@@ -241,3 +241,22 @@ def test_telemetry_health_when_disabled() -> None:
         assert (code, doc["status"], doc["checks"]) == (200, "healthy", {})
     finally:
         t.shutdown()
+
+
+def test_a_bug_in_the_check_still_answers_and_is_counted() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from otelperf.resources import ResourceMonitor
+
+    bad_rss = Probes(rss=lambda: "lots")  # type: ignore[arg-type,return-value]
+    monitor = ResourceMonitor(MeterProvider(), CollectorRegistry(),
+                              HealthThresholds(process_memory_limit=1), bad_rss)  # fmt: skip
+    try:
+        code, doc = monitor.health()
+        assert (code, doc["status"], doc["checks"]) == (200, "degraded", {})
+        assert doc["reasons"] == [
+            "health check failed: TypeError: '>' not supported between instances of 'str' and 'int'"
+        ]
+        assert monitor.errors.get("resources") == 1
+    finally:
+        monitor.close()
