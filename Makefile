@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/otelperf demo
 
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) lint typecheck check-generated pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelperf tests benchmarks
@@ -30,6 +30,14 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/processor.py
+
+generate: $(STAMP)
+	$(BIN)/otelperf rules
+	$(BIN)/otelperf dashboards
+
+check-generated: $(STAMP)
+	$(BIN)/otelperf rules --check
+	$(BIN)/otelperf dashboards --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,15 +26,20 @@ from prometheus_client import CollectorRegistry, Histogram
 import otelperf
 
 
-def best_ns_per_call(fn: Callable[[], object], calls: int, repeats: int) -> float:
-    best = float("inf")
+def best_ns_per_call(
+    cases: list[tuple[str, Callable[[], object]]], calls: int, repeats: int
+) -> list[tuple[str, float]]:
+    """Best-of-``repeats`` mean per call, the cases interleaved round by round so that a
+    change in machine load during the run hits every case alike."""
+    best = [float("inf")] * len(cases)
     for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter_ns() - t0) / calls)
-    return best
+        for i, (_, fn) in enumerate(cases):
+            gc.collect()
+            t0 = time.perf_counter_ns()
+            for _ in range(calls):
+                fn()
+            best[i] = min(best[i], (time.perf_counter_ns() - t0) / calls)
+    return [(name, ns) for (name, _), ns in zip(cases, best, strict=True)]
 
 
 def main() -> None:
@@ -86,7 +91,7 @@ def main() -> None:
     for _, fn in cases:  # warm up caches and first-seen set-up
         for _ in range(2000):
             fn()
-    results = [(name, best_ns_per_call(fn, args.calls, args.repeats)) for name, fn in cases]
+    results = best_ns_per_call(cases, args.calls, args.repeats)
     telemetry.shutdown()
 
     base = results[2][1]
