@@ -532,3 +532,33 @@ def test_children_of_one_root_from_many_threads_racing_its_end():
     finally:
         sys.setswitchinterval(interval)
         rig.close()
+
+
+def test_direct_field_reads_match_the_public_properties():
+    from otelperf import processor as proc_module
+
+    class OtherSpan(ReadableSpan):  # not the SDK's exact class: read through the properties
+        pass
+
+    assert proc_module._DIRECT_FIELDS  # the installed SDK keeps the fields on_end reads
+    res = Resource.create({})
+    totals = []
+    for cls in (ReadableSpan, OtherSpan):
+        rig = Rig()
+        try:
+            root_ctx = SpanContext(5, 1, False)
+            root = cls("root", root_ctx, None, res, start_time=0, end_time=100)
+            a = cls("A", SpanContext(5, 2, False), root_ctx, res, start_time=10, end_time=30)
+            b = cls("B", SpanContext(5, 3, False), root_ctx, res, start_time=20, end_time=50,
+                    attributes={N.ATTR_CACHE_NAME: "c", N.ATTR_CACHE_HIT: True})  # fmt: skip
+            for s in (root, a, b):
+                rig.processor.on_start(s)  # type: ignore[arg-type]
+            for s in (a, b, root):
+                rig.processor.on_end(s)
+            samples = rig.read()
+            assert_fan_out(samples)
+            assert get(samples, N.CACHE_REQUESTS, cache="c", result="hit") == 1
+            totals.append(samples)
+        finally:
+            rig.close()
+    assert family(totals[0], N.CRITICAL_PATH) == family(totals[1], N.CRITICAL_PATH)
