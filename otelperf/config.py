@@ -260,7 +260,9 @@ def resolve(
 
     if track_cpu is None:
         raw = _env(env, "OTELPERF_TRACK_CPU")
-        track_cpu = True if raw is None else parse_bool(raw, "OTELPERF_TRACK_CPU")
+        # Opt-in: two thread-CPU clock reads are a system call each (~1.5 us per operation,
+        # BENCHMARKS.md), which the overhead goal has no room for.
+        track_cpu = False if raw is None else parse_bool(raw, "OTELPERF_TRACK_CPU")
 
     thresholds: dict[str, float] = {}
     for arg, var, value, default in (

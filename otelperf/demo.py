@@ -121,10 +121,11 @@ class OrderService:
         return price
 
     async def enrich(self, rows: list[dict[str, object]]) -> float:
-        async with measure("enrich") as op:
+        async with measure("enrich"):
             skus = [f"SKU-{i}" for i in self.rng.sample(range(40), 4)]
             prices = await asyncio.gather(*(self.fetch_price(s) for s in skus))
-            op.add_items(len(prices))
+            # No add_items here: four prices per order is not a throughput figure, and the
+            # OtelperfThroughputLow alert watches every operation that reports items.
             return sum(prices)
 
     async def recommend(self, total: float) -> str:
@@ -136,11 +137,16 @@ class OrderService:
             call.set_tokens(input=self.rng.randint(300, 1200), output=self.rng.randint(40, 300))
             return f"bundle for {total:.0f}"
 
-    async def store(self, total: float) -> None:
-        async with measure("store"):
-            await self._sleep("store", 2, 8)
+    def _store_blocking(self, total: float) -> None:
+        # A blocking database driver, run in a worker thread: the waiting stage. Being sync,
+        # it reports thread CPU (close to 0), so dashboards show waiting next to parse's CPU.
+        with measure("store"):
+            time.sleep(self.rng.uniform(2, 8) / 1000 * self.cfg.factor("store"))
             if self.cfg.fault_active() and self.rng.random() < self.cfg.error_rate:
                 raise StoreError("write conflict on orders table")
+
+    async def store(self, total: float) -> None:
+        await asyncio.to_thread(self._store_blocking, total)
 
     async def handle_order(self) -> None:
         async with measure(ROOT):
@@ -188,24 +194,53 @@ async def run_service(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=None, help="address to serve /metrics on "
-                        "(default OTEL_EXPORTER_PROMETHEUS_HOST or 127.0.0.1)")  # fmt: skip
-    parser.add_argument("--port", type=str, default=None, help="port for /metrics "
-                        "(default OTEL_EXPORTER_PROMETHEUS_PORT or 9464; 0 = any free port)")  # fmt: skip
-    parser.add_argument("--duration", type=str, default=None,
-                        help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
-    parser.add_argument("--error-rate", type=str, default="0.02",
-                        help="fraction of requests whose store step fails (0..1, default 0.02)")  # fmt: skip
-    parser.add_argument("--slow", default=None, metavar="OPERATION",
-                        help=f"make one operation {SLOW_FACTOR:g}x slower: "
-                        + ", ".join((ROOT, *STAGES)))  # fmt: skip
-    parser.add_argument("--fault-seconds", type=str, default=None,
-                        help="injected faults (--error-rate, --slow) stop after this many seconds")  # fmt: skip
+    parser.add_argument(
+        "--host",
+        default=None,
+        help="address to serve /metrics on (default OTEL_EXPORTER_PROMETHEUS_HOST or 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=str,
+        default=None,
+        help="port for /metrics (default OTEL_EXPORTER_PROMETHEUS_PORT or 9464; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=str,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--error-rate",
+        type=str,
+        default="0.02",
+        help="fraction of requests whose store step fails (0..1, default 0.02)",
+    )
+    parser.add_argument(
+        "--slow",
+        default=None,
+        metavar="OPERATION",
+        help=f"make one operation {SLOW_FACTOR:g}x slower: " + ", ".join((ROOT, *STAGES)),
+    )
+    parser.add_argument(
+        "--fault-seconds",
+        type=str,
+        default=None,
+        help="injected faults (--error-rate, --slow) stop after this many seconds",
+    )
     parser.add_argument("--workers", type=str, default="4", help="concurrent requests (default 4)")
-    parser.add_argument("--summary-interval", type=str, default="5",
-                        help="seconds between live summaries (default 5)")  # fmt: skip
-    parser.add_argument("--service-name", default=None, help="service.name resource attribute "
-                        "(default OTEL_SERVICE_NAME or otelperf-demo)")  # fmt: skip
+    parser.add_argument(
+        "--summary-interval",
+        type=str,
+        default="5",
+        help="seconds between live summaries (default 5)",
+    )
+    parser.add_argument(
+        "--service-name",
+        default=None,
+        help="service.name resource attribute (default OTEL_SERVICE_NAME or otelperf-demo)",
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -228,7 +263,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     import os
 
     service = args.service_name or os.environ.get("OTEL_SERVICE_NAME") or "otelperf-demo"
-    telemetry = configure(service_name=service, prometheus_host=args.host,
+    # The demo opts in to per-operation CPU so dashboards show CPU-bound vs waiting stages.
+    telemetry = configure(service_name=service, prometheus_host=args.host, track_cpu=True,
                           prometheus_port=port)  # fmt: skip
     set_api_price(LLM_API, LLM_MODEL, input_per_million_usd=LLM_PRICE[0],
                   output_per_million_usd=LLM_PRICE[1])  # fmt: skip

@@ -27,12 +27,14 @@ def require_binary(name: str) -> str:
 
 @pytest.fixture
 def telemetry() -> Iterator[otelperf.Telemetry]:
-    """A configured otelperf on a private registry and private providers, serving on a free port."""
+    """A configured otelperf on a private registry and private providers, serving on a free port,
+    with the opt-in per-operation CPU tracking on (everything on)."""
     t = otelperf.configure(
         service_name="test-service",
         prometheus_port=0,
         registry=CollectorRegistry(),
         set_global=False,
+        track_cpu=True,
     )
     try:
         yield t

@@ -302,6 +302,19 @@ def test_default_registry_exposes_process_metrics_with_value():
     assert r.stdout.strip() == "True"
 
 
+def test_cpu_tracking_is_opt_in():
+    t = fresh()
+    try:
+        with measure("plain"):
+            pass
+        s = scrape(t.metrics_url)  # type: ignore[arg-type]
+        assert not [k for k in s if k[0] == "otelperf_operation_cpu_seconds_total"]
+    finally:
+        t.shutdown()
+    assert resolve(env={"OTELPERF_TRACK_CPU": "true"}).track_cpu
+    assert not resolve(env={}).track_cpu
+
+
 def test_internal_value_of_fixture(telemetry):
     with measure("v"):
         pass

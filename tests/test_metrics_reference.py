@@ -78,7 +78,7 @@ def test_every_metric_named_in_the_prose_exists() -> None:
 def everything() -> Iterator[otelperf.Telemetry]:
     t = otelperf.configure(
         service_name="reference", prometheus_port=0, registry=CollectorRegistry(),
-        set_global=False, max_operations=8,
+        set_global=False, max_operations=8, track_cpu=True,
     )  # fmt: skip
     try:
         yield t

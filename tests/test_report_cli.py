@@ -229,7 +229,8 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
 @pytest.fixture(scope="module")
 def loaded() -> Iterator[otelperf.Telemetry]:
     t = otelperf.configure(service_name="report-test", prometheus_port=0,
-                           registry=CollectorRegistry(), set_global=False)  # fmt: skip
+                           registry=CollectorRegistry(), set_global=False,
+                           track_cpu=True)  # fmt: skip
     try:
         run_workload(t)
         yield t

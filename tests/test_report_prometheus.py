@@ -137,7 +137,8 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     """Prometheus scraping a loaded otelperf; the window holding exactly one workload run."""
     tmp = tmp_path_factory.mktemp("prometheus")
     t = otelperf.configure(service_name="report-prom-test", prometheus_port=0,
-                           registry=CollectorRegistry(), set_global=False)  # fmt: skip
+                           registry=CollectorRegistry(), set_global=False,
+                           track_cpu=True)  # fmt: skip
     proc = None
     try:
         target = t.metrics_url.split("/")[2]  # type: ignore[union-attr]
