@@ -4,10 +4,10 @@
 
 Prints the best-of-R mean per call for: a bare call, prometheus_client's bound
 Histogram.observe, a hand-written OTel pair (start_as_current_span + histogram.record) on a bare
-SDK provider, and measure() with everything on (span, histogram, in-flight, thread CPU, and the
-BottleneckSpanProcessor that configure() installs), as a decorator and as a context manager
-counting items.  Ratios are against the hand-written OTel pair.  A benchmark, not a test:
-figures go to BENCHMARKS.md.
+SDK provider, and measure() as configure() sets it up (span, histogram, in-flight, and the
+BottleneckSpanProcessor), as a decorator and as a context manager counting items, plus the
+opt-in thread CPU tracking and measure()'s own path without the processor.  Ratios are
+against the hand-written OTel pair.  A benchmark, not a test: figures go to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Histogram
 
 import otelperf
+from otelperf import instrument
 
 
 def best_ns_per_call(
@@ -81,12 +82,31 @@ def main() -> None:
         with otelperf.measure("op_cm") as op:
             op.add_items(1)
 
+    pipeline = instrument._STATE.pipeline
+    assert pipeline is not None
+
+    def with_cpu() -> None:
+        # track_cpu is read per call, so the opt-in CPU cost shows as a case of its own.
+        pipeline.track_cpu = True
+        decorated()
+        pipeline.track_cpu = False
+
+    # measure() on a provider without the BottleneckSpanProcessor: its share of the cost.
+    bare_pipeline = instrument._Pipeline(TracerProvider().get_tracer("bench"), mp.get_meter("b2"))
+    bare_stats = bare_pipeline.stats("op")
+
+    def without_processor() -> None:
+        op = bare_pipeline.start(bare_stats, "op", True, False)
+        bare_pipeline.finish(op, None)
+
     cases: list[tuple[str, Callable[[], object]]] = [
         ("bare call", bare),
         ("prometheus_client Histogram.labels().observe", prom_observe),
         ("OTel start_as_current_span + histogram.record", otel_pair),
-        ("@measure (span, histogram, in-flight, CPU, processor)", decorated),
+        ("@measure (span, histogram, in-flight, processor)", decorated),
         ("with measure() as op: op.add_items(1)", context_manager),
+        ("@measure + track_cpu=True (opt-in)", with_cpu),
+        ("measure() internals without the processor", without_processor),
     ]
     for _, fn in cases:  # warm up caches and first-seen set-up
         for _ in range(2000):

@@ -399,13 +399,30 @@ class _Site:
 # -- measure() -----------------------------------------------------------------------------------
 
 
+# ``with measure("parse")`` makes a new object per block; sharing its _Site across blocks keeps
+# the name's binding (stats lookup) from being redone on every call. Bounded: names past the
+# cap get a fresh, unshared site (correct, just not cached).
+_SITES_MAX = 1024
+_sites: dict[tuple[str, bool], _Site] = {}
+
+
+def _site_for(name: str, memory: bool) -> _Site:
+    key = (name, memory)
+    site = _sites.get(key)
+    if site is None:
+        site = _Site(name, memory)
+        if len(_sites) < _SITES_MAX:
+            _sites[key] = site
+    return site
+
+
 class _Measure:
     """What ``measure("name")`` returns: a decorator and a (sync or async) context manager."""
 
     __slots__ = ("_op", "_site")
 
     def __init__(self, name: str, memory: bool) -> None:
-        self._site = _Site(name, memory)
+        self._site = _site_for(name, memory)
         self._op: Operation | None = None
 
     @property
