@@ -92,7 +92,8 @@ def main() -> None:
         pipeline.track_cpu = False
 
     # measure() on a provider without the BottleneckSpanProcessor: its share of the cost.
-    bare_pipeline = instrument._Pipeline(TracerProvider().get_tracer("bench"), mp.get_meter("b2"))
+    bare_mp = MeterProvider(metric_readers=[PrometheusMetricReader(registry=CollectorRegistry())])
+    bare_pipeline = instrument._Pipeline(TracerProvider().get_tracer("bench"), bare_mp)
     bare_stats = bare_pipeline.stats("op")
 
     def without_processor() -> None:

@@ -23,11 +23,12 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otelperf import _names as N
 from otelperf._errors import Tally
+from otelperf._per_provider import PerProvider
 
 _log = logging.getLogger("otelperf")
 
@@ -88,6 +89,63 @@ class _OpStats:
         return attrs
 
 
+class _Instruments:
+    """measure()'s instruments on one meter provider; the callbacks read its current pipeline.
+
+    Shared per provider (see otelperf._per_provider): a second configure() on the application's
+    provider must reuse them, or the SDK would keep the first pipeline's callbacks.
+    """
+
+    def __init__(self, meter_provider: Any, duration_buckets: Iterable[float]) -> None:
+        meter = meter_provider.get_meter(N.METER_NAME)
+        self.current: _Pipeline | None = None
+        d = N.OPERATION_DURATION
+        self.histogram = meter.create_histogram(
+            d.otel, unit=d.unit, description=d.help,
+            explicit_bucket_boundaries_advisory=list(duration_buckets),
+        )  # fmt: skip
+        m = N.OPERATION_MEMORY_DELTA
+        self.memory_histogram = meter.create_histogram(
+            m.otel, unit=m.unit, description=m.help,
+            explicit_bucket_boundaries_advisory=list(N.DEFAULT_MEMORY_BUCKETS),
+        )  # fmt: skip
+        for metric, field in (
+            (N.OPERATION_ITEMS, "items"),
+            (N.OPERATION_BYTES, "bytes"),
+            (N.OPERATION_CPU, "cpu_ns"),
+            (N.INTERNAL_ERRORS, "errors"),
+            (N.CARDINALITY_OVERFLOW, "overflows"),
+        ):
+            meter.create_observable_counter(
+                metric.otel, callbacks=[self._callback(field)], unit=metric.unit,
+                description=metric.help,
+            )  # fmt: skip
+        g = N.OPERATION_IN_FLIGHT
+        meter.create_observable_up_down_counter(
+            g.otel, callbacks=[self._callback("in_flight")], unit=g.unit, description=g.help
+        )
+
+    def _callback(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            p = self.current
+            if p is None:
+                return []
+            if field == "errors":
+                return p.errors.observe(options)
+            if field == "overflows":
+                return p.overflows.observe(options)
+            if field == "cpu_ns":
+                return p._observe(field, 1e-9)
+            return p._observe(field, skip_zero=field != "in_flight")
+
+        return observe
+
+
+# The first pipeline on a provider fixes the bucket boundaries there (the SDK keeps the first
+# instrument of a name).
+_instruments: PerProvider[_Instruments] = PerProvider(_Instruments)
+
+
 class _Pipeline:
     """What measure() records into: a tracer, the instruments and the operation table.
 
@@ -98,11 +156,11 @@ class _Pipeline:
     def __init__(
         self,
         tracer: Tracer,
-        meter: Meter,
+        meter_provider: Any,
         *,
         max_operations: int = 1000,
         duration_buckets: Iterable[float] = N.DEFAULT_DURATION_BUCKETS,
-        track_cpu: bool = True,
+        track_cpu: bool = False,
         enabled: bool = True,
     ) -> None:
         self.tracer = tracer
@@ -115,30 +173,10 @@ class _Pipeline:
         self.errors = Tally(N.COMPONENT)
         self.overflows = Tally(N.COMPONENT)
         self._warned_overflow = False
-        d = N.OPERATION_DURATION
-        self.histogram = meter.create_histogram(
-            d.otel, unit=d.unit, description=d.help,
-            explicit_bucket_boundaries_advisory=list(duration_buckets),
-        )  # fmt: skip
-        m = N.OPERATION_MEMORY_DELTA
-        self.memory_histogram = meter.create_histogram(
-            m.otel, unit=m.unit, description=m.help,
-            explicit_bucket_boundaries_advisory=list(N.DEFAULT_MEMORY_BUCKETS),
-        )  # fmt: skip
-        for metric, cb in (
-            (N.OPERATION_ITEMS, self._observe_items),
-            (N.OPERATION_BYTES, self._observe_bytes),
-            (N.OPERATION_CPU, self._observe_cpu),
-            (N.INTERNAL_ERRORS, self.errors.observe),
-            (N.CARDINALITY_OVERFLOW, self.overflows.observe),
-        ):
-            meter.create_observable_counter(
-                metric.otel, callbacks=[cb], unit=metric.unit, description=metric.help
-            )
-        g = N.OPERATION_IN_FLIGHT
-        meter.create_observable_up_down_counter(
-            g.otel, callbacks=[self._observe_in_flight], unit=g.unit, description=g.help
-        )
+        inst = _instruments.get(meter_provider, duration_buckets)
+        inst.current = self
+        self.histogram = inst.histogram
+        self.memory_histogram = inst.memory_histogram
 
     # -- operation table (bounded) ---------------------------------------------------------
     def stats(self, name: str) -> _OpStats:
@@ -181,18 +219,6 @@ class _Pipeline:
             if v or not skip_zero:
                 out.append(Observation(v * scale if scale != 1.0 else v, s.op_attrs))
         return out
-
-    def _observe_items(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe("items")
-
-    def _observe_bytes(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe("bytes")
-
-    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe("cpu_ns", 1e-9)
-
-    def _observe_in_flight(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe("in_flight", skip_zero=False)
 
     # -- per call ----------------------------------------------------------------------------
     def start(self, stats: _OpStats, name: str, cpu: bool, memory: bool) -> Operation:
@@ -371,7 +397,7 @@ def _current_pipeline() -> _Pipeline:
             if p is None:
                 # configure() was never called: record into whatever global providers the
                 # application has (the API proxies forward once it sets real ones).
-                p = _Pipeline(trace.get_tracer(N.TRACER_NAME), metrics.get_meter(N.METER_NAME))
+                p = _Pipeline(trace.get_tracer(N.TRACER_NAME), metrics.get_meter_provider())
                 _STATE.pipeline = p
                 _STATE.gen += 1
     return p

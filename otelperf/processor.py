@@ -15,7 +15,6 @@ operation names past ``max_operations`` are recorded as ``__overflow__``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -37,6 +36,7 @@ from otelperf import _names as N
 from otelperf import apis
 from otelperf._attribution import SpanTuple, attribute_fast
 from otelperf._errors import Tally
+from otelperf._per_provider import PerProvider
 
 _log = logging.getLogger("otelperf")
 
@@ -148,32 +148,13 @@ class _Instruments:
         return observe
 
 
-_instruments_lock = threading.Lock()
-_instruments: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
+def _make_instruments(meter_provider: Any) -> _Instruments:
+    from otelperf import __version__
+
+    return _Instruments(meter_provider.get_meter(METER_NAME, __version__))
 
 
-def _instruments_after_fork() -> None:
-    global _instruments_lock
-    _instruments_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_instruments_after_fork)
-
-
-def _instruments_for(meter_provider: Any) -> _Instruments:
-    with _instruments_lock:
-        try:
-            inst = _instruments.get(meter_provider)
-        except TypeError:  # not weak-referenceable: no sharing possible
-            inst = None
-        if inst is None:
-            from otelperf import __version__
-
-            inst = _Instruments(meter_provider.get_meter(METER_NAME, __version__))
-            with contextlib.suppress(TypeError):  # not weak-referenceable: not shared
-                _instruments[meter_provider] = inst
-        return inst
+_instruments = PerProvider(_make_instruments)
 
 
 class _Totals:
@@ -276,7 +257,7 @@ class BottleneckSpanProcessor(SpanProcessor):
         self._closed = False
         self._init_state()
         mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-        self._instruments = _instruments_for(mp)
+        self._instruments = _instruments.get(mp)
         self._instruments.current = self
         apis._register(self)
         if hasattr(os, "register_at_fork"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -31,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from otelperf import _names as N
 from otelperf._errors import Tally
+from otelperf._per_provider import PerProvider
 
 COMPONENT = "resources"
 # Mount points reported per scrape; past this the rest are skipped and counted as overflow, so a
@@ -362,34 +362,7 @@ class _Instruments:
         return observe
 
 
-_holders: weakref.WeakKeyDictionary[Any, _Instruments] = weakref.WeakKeyDictionary()
-_holders_strong: dict[int, tuple[Any, _Instruments]] = {}  # providers that refuse weakrefs
-_holders_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _holders_lock
-    _holders_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _instruments_for(meter_provider: MeterProvider) -> _Instruments:
-    with _holders_lock:
-        try:
-            holder = _holders.get(meter_provider)
-        except TypeError:
-            entry = _holders_strong.get(id(meter_provider))
-            holder = entry[1] if entry is not None else None
-        if holder is None:
-            holder = _Instruments(meter_provider)
-            try:
-                _holders[meter_provider] = holder
-            except TypeError:
-                _holders_strong[id(meter_provider)] = (meter_provider, holder)
-        return holder
+_instruments = PerProvider(_Instruments)
 
 
 # -- the monitor configure() installs --------------------------------------------------------------
@@ -422,7 +395,7 @@ class ResourceMonitor:
         self._scrape_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
         self._health_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
 
-        holder = _instruments_for(meter_provider)
+        holder = _instruments.get(meter_provider)
         self._holder = holder
         # Counts carry over when configure() runs again on the same provider: counters stay
         # monotonic instead of resetting.

@@ -269,7 +269,7 @@ def _build(
 
     if settings.disabled:
         pipeline = instrument._Pipeline(
-            trace.NoOpTracer(), metrics.NoOpMeter(N.METER_NAME), enabled=False
+            trace.NoOpTracer(), metrics.NoOpMeterProvider(), enabled=False
         )
         return Telemetry(settings, key, None, None, reg, pipeline, False, False)
 
@@ -312,7 +312,7 @@ def _build(
 
     pipeline = instrument._Pipeline(
         tp.get_tracer(N.TRACER_NAME),
-        mp.get_meter(N.METER_NAME),
+        mp,
         max_operations=settings.max_operations,
         duration_buckets=settings.duration_buckets,
         track_cpu=settings.track_cpu,

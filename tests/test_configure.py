@@ -320,3 +320,27 @@ def test_internal_value_of_fixture(telemetry):
         pass
     assert value(scrape(telemetry.metrics_url), "otelperf_operation_duration_seconds_count",
                  operation="v", outcome="success") == 1.0  # fmt: skip
+
+
+def test_reconfigure_on_the_applications_meter_provider_keeps_counting():
+    # The SDK keeps the first instrument of a name and drops a later duplicate's callbacks: the
+    # second pipeline must reuse the first one's instruments and be the one they read.
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    reg = CollectorRegistry()
+    mp = MeterProvider(metric_readers=[otelperf.prometheus_reader(reg)])
+    tp = TracerProvider()
+    for round_ in (1, 2):
+        t = otelperf.configure(prometheus_port=0, registry=reg, set_global=False,
+                               tracer_provider=tp, meter_provider=mp)  # fmt: skip
+        try:
+            with measure("stage") as op:
+                op.add_items(10 * round_)
+            s = scrape(t.metrics_url)  # type: ignore[arg-type]
+            # The histogram is cumulative on the provider; the items come from this pipeline.
+            assert value(s, "otelperf_operation_duration_seconds_count", operation="stage",
+                         outcome="success") == round_  # fmt: skip
+            assert value(s, "otelperf_operation_items_total", operation="stage") == 10 * round_
+        finally:
+            t.shutdown()
