@@ -43,6 +43,22 @@ def best_ns_per_call(
     return [(name, ns) for (name, _), ns in zip(cases, best, strict=True)]
 
 
+def hand_written_otel_pair() -> Callable[[], None]:
+    """The baseline: what a user writes by hand on a bare SDK provider, span plus histogram."""
+    tracer = TracerProvider().get_tracer("bench")
+    mp = MeterProvider(metric_readers=[PrometheusMetricReader(registry=CollectorRegistry())])
+    hist = mp.get_meter("bench").create_histogram("bench.duration", unit="s")
+    attrs = {"operation": "op", "outcome": "success"}
+
+    def otel_pair() -> None:
+        t0 = time.perf_counter()
+        with tracer.start_as_current_span("op"):
+            pass
+        hist.record(time.perf_counter() - t0, attrs)
+
+    return otel_pair
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--calls", type=int, default=20_000)
@@ -58,17 +74,8 @@ def main() -> None:
     def prom_observe() -> None:
         bound.observe(0.001)
 
-    tp = TracerProvider()
+    otel_pair = hand_written_otel_pair()
     mp = MeterProvider(metric_readers=[PrometheusMetricReader(registry=CollectorRegistry())])
-    tracer = tp.get_tracer("bench")
-    hist = mp.get_meter("bench").create_histogram("bench.duration", unit="s")
-    attrs = {"operation": "op", "outcome": "success"}
-
-    def otel_pair() -> None:
-        t0 = time.perf_counter()
-        with tracer.start_as_current_span("op"):
-            pass
-        hist.record(time.perf_counter() - t0, attrs)
 
     telemetry = otelperf.configure(
         prometheus_port=0, registry=CollectorRegistry(), set_global=False
@@ -92,8 +99,7 @@ def main() -> None:
         pipeline.track_cpu = False
 
     # measure() on a provider without the BottleneckSpanProcessor: its share of the cost.
-    bare_mp = MeterProvider(metric_readers=[PrometheusMetricReader(registry=CollectorRegistry())])
-    bare_pipeline = instrument._Pipeline(TracerProvider().get_tracer("bench"), bare_mp)
+    bare_pipeline = instrument._Pipeline(TracerProvider().get_tracer("bench"), mp)
     bare_stats = bare_pipeline.stats("op")
 
     def without_processor() -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import psutil
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
+from overhead import hand_written_otel_pair  # benchmarks/ is on sys.path when run
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 
 import otelperf
@@ -77,17 +77,7 @@ def per_call(calls: int, repeats: int) -> None:
         reads[name] = best_ns(fn, n, repeats)
         print(f"   {name:<28} {reads[name]:8.0f}")
 
-    tp = TracerProvider()
-    mp = MeterProvider(metric_readers=[prometheus_reader(CollectorRegistry())])
-    tracer = tp.get_tracer("bench")
-    hist = mp.get_meter("bench").create_histogram("bench.duration", unit="s")
-    attrs = {"operation": "op", "outcome": "success"}
-
-    def otel_pair() -> None:
-        t0 = time.perf_counter()
-        with tracer.start_as_current_span("op"):
-            pass
-        hist.record(time.perf_counter() - t0, attrs)
+    otel_pair = hand_written_otel_pair()  # the same baseline as overhead.py
 
     telemetry = otelperf.configure(
         prometheus_port=0, registry=CollectorRegistry(), set_global=False

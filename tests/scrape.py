@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 Key = tuple[str, frozenset[tuple[str, str]]]
@@ -40,3 +41,12 @@ def value(samples: dict[Key, float], name: str, **labels: str) -> float | None:
 def matching(samples: dict[Key, float], name: str, **labels: str) -> dict[Key, float]:
     want = {(k, v) for k, v in labels.items() if v}
     return {k: v for k, v in samples.items() if k[0] == name and want <= set(k[1])}
+
+
+def read_registry(registry: CollectorRegistry) -> dict[Key, float]:
+    """Every sample a registry would expose, keyed like :func:`scrape` (no HTTP)."""
+    out: dict[Key, float] = {}
+    for fam in registry.collect():
+        for s in fam.samples:
+            out[(s.name, frozenset((k, v) for k, v in s.labels.items() if v))] = s.value
+    return out

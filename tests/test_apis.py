@@ -17,17 +17,12 @@ from prometheus_client import CollectorRegistry
 import otelperf
 from otelperf import _names as N
 from otelperf import apis
-from tests.scrape import scrape
+from tests.scrape import read_registry, scrape
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def read(registry: CollectorRegistry) -> Samples:
-    out: Samples = {}
-    for fam in registry.collect():
-        for s in fam.samples:
-            out[(s.name, frozenset((k, v) for k, v in s.labels.items() if v))] = s.value
-    return out
+read = read_registry
 
 
 def get(samples: Samples, name: str, **labels: str) -> float | None:
