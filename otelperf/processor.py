@@ -335,6 +335,9 @@ class BottleneckSpanProcessor(SpanProcessor):
                 # here and build a new MappingProxyType for ``attributes`` on each read).
                 ctx, parent, name = span._context, span._parent, span._name
                 start, end, attrs = span._start_time, span._end_time, span._attributes
+                # BoundedAttributes answers a missing key through Mapping.get, i.e. a raised
+                # and caught KeyError per lookup (~1 us each here): read its plain dict.
+                attrs = getattr(attrs, "_dict", attrs)
             else:
                 ctx, parent, name = span.context, span.parent, span.name
                 start, end, attrs = span.start_time, span.end_time, span.attributes
