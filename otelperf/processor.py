@@ -27,8 +27,15 @@ from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import SpanContext, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -177,6 +184,18 @@ class _Totals:
         self.api_cost: dict[tuple[str, str], list[Any]] = {}
 
 
+def _is_default_parent_based(sampler: Sampler) -> bool:
+    """ParentBased(ALWAYS_ON) with its default sub-samplers (the SDK's default sampler)?"""
+    return (
+        type(sampler) is ParentBased
+        and getattr(sampler, "_root", None) is ALWAYS_ON
+        and getattr(sampler, "_remote_parent_sampled", None) is ALWAYS_ON
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_local_parent_sampled", None) is ALWAYS_ON
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
+
+
 class RecordEverythingSampler(Sampler):
     """Wraps the application's sampler: RECORD_ONLY where it would DROP.
 
@@ -188,6 +207,7 @@ class RecordEverythingSampler(Sampler):
     def __init__(self, delegate: Sampler) -> None:
         self.delegate = delegate
         self.active = True
+        self._parent_based_always_on = _is_default_parent_based(delegate)
 
     def should_sample(
         self,
@@ -199,6 +219,15 @@ class RecordEverythingSampler(Sampler):
         links: Any = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
+        if self._parent_based_always_on and self.active:
+            # The SDK's default sampler, decided in one step (it is called for every span):
+            # sampled like the parent, a root sampled; where it would DROP, RECORD_ONLY.
+            parent = get_current_span(parent_context).get_span_context()
+            if not parent.is_valid:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, None)
+            if parent.trace_flags.sampled:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+            return SamplingResult(Decision.RECORD_ONLY, None, parent.trace_state)
         r = self.delegate.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )

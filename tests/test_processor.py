@@ -557,3 +557,37 @@ def test_direct_field_reads_match_the_public_properties():
         finally:
             rig.close()
     assert family(totals[0], N.CRITICAL_PATH) == family(totals[1], N.CRITICAL_PATH)
+
+
+def test_default_sampler_fast_path_decides_like_the_wrapped_parent_based() -> None:
+    """The one-step decision for ParentBased(ALWAYS_ON) equals the general wrapping path."""
+    from opentelemetry import trace as api
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
+    from opentelemetry.trace import NonRecordingSpan, TraceFlags, TraceState
+
+    from otelperf.processor import RecordEverythingSampler
+
+    fast = RecordEverythingSampler(ParentBased(ALWAYS_ON))
+    assert fast._parent_based_always_on
+    general = RecordEverythingSampler(ParentBased(ALWAYS_ON))
+    general._parent_based_always_on = False
+    state = TraceState([("vendor", "x")])
+    parents = [None]
+    for remote in (False, True):
+        for flags in (TraceFlags.SAMPLED, TraceFlags.DEFAULT):
+            sc = SpanContext(7, 9, is_remote=remote, trace_flags=TraceFlags(flags),
+                             trace_state=state)  # fmt: skip
+            parents.append(api.set_span_in_context(NonRecordingSpan(sc)))
+    decisions = []
+    for ctx in parents:
+        a = fast.should_sample(ctx, 7, "op", attributes={"k": "v"})
+        b = general.should_sample(ctx, 7, "op", attributes={"k": "v"})
+        assert (a.decision, dict(a.attributes), a.trace_state) == (
+            b.decision, dict(b.attributes), b.trace_state,
+        )  # fmt: skip
+        decisions.append(a.decision)
+    assert decisions == [Decision.RECORD_AND_SAMPLE, Decision.RECORD_AND_SAMPLE,
+                         Decision.RECORD_ONLY, Decision.RECORD_AND_SAMPLE,
+                         Decision.RECORD_ONLY]  # fmt: skip
+    # Any other sampler takes the general path.
+    assert not RecordEverythingSampler(ALWAYS_ON)._parent_based_always_on
