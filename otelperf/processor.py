@@ -26,6 +26,7 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -68,12 +69,17 @@ def _probe_fields() -> bool:
         sc = SpanContext(1, 2, False)
         span = ReadableSpan("probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1})
         fields = (span._context, span._parent, span._name, span._start_time, span._end_time)
-        return fields == (sc, sc, "probe", 1, 2) and dict(span._attributes or {}) == {"a": 1}
+        slots = (sc[0], sc[1], sc[2]) == (sc.trace_id, sc.span_id, sc.is_remote) == (1, 2, False)
+        return (
+            slots and fields == (sc, sc, "probe", 1, 2) and dict(span._attributes or {}) == {"a": 1}
+        )
     except Exception:
         return False
 
 
 _DIRECT_FIELDS = _probe_fields()
+# The class the SDK's tracer makes (its fields are read directly in on_start).
+_SDK_SPAN: Any = getattr(sdk_trace, "_Span", None)
 
 
 class _Trace:
@@ -320,20 +326,34 @@ class BottleneckSpanProcessor(SpanProcessor):
         if self._closed:
             return
         try:
-            parent = span.parent
-            if parent is None or parent.is_remote:
-                ctx = span.context
-                with self._lock:
-                    self._start_root(ctx.span_id, ctx.trace_id)
-                return
+            if type(span) is _SDK_SPAN and _DIRECT_FIELDS:
+                # Called for every span: the SDK span's fields and SpanContext's tuple slots
+                # (trace_id, span_id, is_remote) instead of five property calls (probed at
+                # import, properties otherwise).
+                parent = span._parent
+                ctx: Any = span._context
+                if parent is None or parent[2]:
+                    with self._lock:
+                        self._start_root(ctx[1], ctx[0])
+                    return
+                parent_id = parent[1]
+                sid = ctx[1]
+            else:
+                parent = span.parent
+                if parent is None or parent.is_remote:
+                    ctx = span.context
+                    with self._lock:
+                        self._start_root(ctx.span_id, ctx.trace_id)
+                    return
+                parent_id = parent.span_id
+                sid = span.context.span_id
             # Lock-free for the common span: dict and list operations are atomic, and a root
             # ending at the same moment is caught by the ``done`` check (set before its
             # cleanup reads ``started``, so one side or the other removes this entry).
-            t = self._owner.get(parent.span_id)
+            t = self._owner.get(parent_id)
             if t is not None:
                 started = t.started
                 if len(started) < self.max_spans_per_trace:
-                    sid = span.context.span_id
                     started.append(sid)
                     self._owner[sid] = t
                     if t.done:
