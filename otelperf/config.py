@@ -9,10 +9,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from otelperf._names import DEFAULT_DURATION_BUCKETS
+
+T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
@@ -164,7 +167,6 @@ class Settings:
     max_operations: int
     duration_buckets: tuple[float, ...]
     track_cpu: bool
-    extra: tuple[tuple[str, object], ...] = field(default=())
     health_cpu_threshold: float = DEFAULT_HEALTH_CPU_THRESHOLD
     health_memory_threshold: float = DEFAULT_HEALTH_MEMORY_THRESHOLD
     health_disk_threshold: float = DEFAULT_HEALTH_DISK_THRESHOLD
@@ -224,71 +226,55 @@ def resolve(
     else:
         host = _env(env, "OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_HOST
 
-    if prometheus_port is not None:
-        port = parse_int(prometheus_port, "prometheus_port", low=0, high=65535)
-    else:
-        raw = _env(env, "OTEL_EXPORTER_PROMETHEUS_PORT")
-        port = (
-            DEFAULT_PORT
-            if raw is None
-            else parse_int(raw, "OTEL_EXPORTER_PROMETHEUS_PORT", low=0, high=65535)
-        )
-
-    if disabled is None:
-        raw = _env(env, "OTEL_SDK_DISABLED")
-        disabled = False if raw is None else parse_bool(raw, "OTEL_SDK_DISABLED")
-
-    if max_operations is not None:
-        max_ops = parse_int(max_operations, "max_operations", low=1)
-    else:
-        raw = _env(env, "OTELPERF_MAX_OPERATIONS")
-        max_ops = (
-            DEFAULT_MAX_OPERATIONS
-            if raw is None
-            else parse_int(raw, "OTELPERF_MAX_OPERATIONS", low=1)
-        )
-
-    if duration_buckets is not None:
-        buckets = parse_buckets(duration_buckets, "duration_buckets")
-    else:
-        raw = _env(env, "OTELPERF_DURATION_BUCKETS")
-        buckets = (
-            DEFAULT_DURATION_BUCKETS
-            if raw is None
-            else parse_buckets(raw, "OTELPERF_DURATION_BUCKETS")
-        )
-
-    if track_cpu is None:
-        raw = _env(env, "OTELPERF_TRACK_CPU")
-        # Opt-in: two thread-CPU clock reads are a system call each (~1.5 us per operation,
-        # BENCHMARKS.md), which the overhead goal has no room for.
-        track_cpu = False if raw is None else parse_bool(raw, "OTELPERF_TRACK_CPU")
-
-    thresholds: dict[str, float] = {}
-    for arg, var, value, default in (
-        ("health_cpu_threshold", "OTELPERF_HEALTH_CPU_THRESHOLD", health_cpu_threshold,
-         DEFAULT_HEALTH_CPU_THRESHOLD),
-        ("health_memory_threshold", "OTELPERF_HEALTH_MEMORY_THRESHOLD", health_memory_threshold,
-         DEFAULT_HEALTH_MEMORY_THRESHOLD),
-        ("health_disk_threshold", "OTELPERF_HEALTH_DISK_THRESHOLD", health_disk_threshold,
-         DEFAULT_HEALTH_DISK_THRESHOLD),
-    ):  # fmt: skip
+    def choose(
+        value: Any, arg: str, var: str, parse: Callable[[Any, str], T], default: T,
+        parse_arg: Callable[[Any, str], T] | None = None,
+    ) -> T:  # fmt: skip
+        # The argument if given, else the variable if set, else the default; the parser names
+        # whichever source the value came from.
+        if value is not None:
+            return (parse_arg or parse)(value, arg)
         raw = _env(env, var)
+        return default if raw is None else parse(raw, var)
+
+    def port_(v: Any, src: str) -> int:
+        return parse_int(v, src, low=0, high=65535)
+
+    def positive(v: Any, src: str) -> int:
+        return parse_int(v, src, low=1)
+
+    def truthy(v: Any, src: str) -> bool:
+        return bool(v)  # arguments as given; variables are parsed as OTel booleans
+
+    def ratio(v: Any, src: str) -> float:
         try:
-            if value is not None:
-                thresholds[arg] = parse_float(value, arg, low=0.0, high=1.0)
-            elif raw is not None:
-                thresholds[arg] = parse_float(raw, var, low=0.0, high=1.0)
-            else:
-                thresholds[arg] = default
+            return parse_float(v, src, low=0.0, high=1.0)
         except ConfigError as exc:
             raise ConfigError(f"{exc} (a ratio: 0.8 means 80 %)") from None
 
-    if process_memory_limit is not None:
-        mem_limit: int | None = parse_bytes(process_memory_limit, "process_memory_limit")
-    else:
-        raw = _env(env, "OTELPERF_PROCESS_MEMORY_LIMIT")
-        mem_limit = None if raw is None else parse_bytes(raw, "OTELPERF_PROCESS_MEMORY_LIMIT")
+    port = choose(prometheus_port, "prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", port_,
+                  DEFAULT_PORT)  # fmt: skip
+    disabled = choose(disabled, "disabled", "OTEL_SDK_DISABLED", parse_bool, False, truthy)
+    max_ops = choose(max_operations, "max_operations", "OTELPERF_MAX_OPERATIONS", positive,
+                     DEFAULT_MAX_OPERATIONS)  # fmt: skip
+    buckets = choose(duration_buckets, "duration_buckets", "OTELPERF_DURATION_BUCKETS",
+                     parse_buckets, DEFAULT_DURATION_BUCKETS)  # fmt: skip
+    # Opt-in: two thread-CPU clock reads are a system call each (~1.5 us per operation,
+    # BENCHMARKS.md), which the overhead goal has no room for.
+    track_cpu = choose(track_cpu, "track_cpu", "OTELPERF_TRACK_CPU", parse_bool, False, truthy)
+    thresholds = {
+        arg: choose(value, arg, var, ratio, default)
+        for arg, var, value, default in (
+            ("health_cpu_threshold", "OTELPERF_HEALTH_CPU_THRESHOLD", health_cpu_threshold,
+             DEFAULT_HEALTH_CPU_THRESHOLD),
+            ("health_memory_threshold", "OTELPERF_HEALTH_MEMORY_THRESHOLD",
+             health_memory_threshold, DEFAULT_HEALTH_MEMORY_THRESHOLD),
+            ("health_disk_threshold", "OTELPERF_HEALTH_DISK_THRESHOLD", health_disk_threshold,
+             DEFAULT_HEALTH_DISK_THRESHOLD),
+        )
+    }  # fmt: skip
+    mem_limit: int | None = choose(process_memory_limit, "process_memory_limit",
+                                   "OTELPERF_PROCESS_MEMORY_LIMIT", parse_bytes, None)  # fmt: skip
 
     return Settings(
         service_name=name,
