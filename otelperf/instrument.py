@@ -29,6 +29,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from otelperf import _names as N
 from otelperf._errors import Tally
 from otelperf._per_provider import PerProvider
+from otelperf.resources import current_rss
 
 _log = logging.getLogger("otelperf")
 
@@ -231,8 +232,6 @@ class _Pipeline:
             with self.lock:
                 stats.in_flight += 1
             if memory:
-                from otelperf.resources import current_rss
-
                 op._rss0 = current_rss()
             if cpu and self.track_cpu:
                 op._cpu0 = thread_time_ns()
@@ -271,8 +270,6 @@ class _Pipeline:
             # (the Prometheus text format carries no exemplars), a measurable saving per call.
             self.histogram.record((t1 - op._t0 + op._elapsed) / 1e9, attrs, _NO_CONTEXT)
             if op._rss0 >= 0:
-                from otelperf.resources import current_rss
-
                 # OTel histograms drop negative values (with a warning per call), so a release
                 # records 0: the histogram is the growth an operation caused.
                 grown = max(0, current_rss() - op._rss0)
