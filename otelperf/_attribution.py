@@ -64,7 +64,9 @@ def attribute_fast(
     """:func:`attribute` as a plain tuple: root name, duration, critical path, self time, spans
     included.  The processor's per-request path (a dataclass costs a few hundred ns)."""
     # This runs once per request over all its spans, so it is written for CPython speed:
-    # columns unzipped in C, leaves handled without a stack frame, sorts on C-level keys.
+    # columns unzipped in C, leaves handled without a stack frame or a queue entry, and the
+    # children of each span swept in the order they ended (sorted only when that is not
+    # already start and end order).
     if len(spans) == 1:
         sid, _, name, start, end = spans[0]
         if sid == root_id:
@@ -74,10 +76,15 @@ def attribute_fast(
         raise ValueError(f"attribute(root_id={root_id}): no spans given")
     sids, pids, names, starts, raw_ends = zip(*spans, strict=True)
     ends = list(raw_ends)  # an end before its start is fixed where it is first read
-    try:
-        root = sids.index(root_id)
-    except ValueError:
-        raise ValueError(f"attribute(root_id={root_id}): the root is not among the spans") from None
+    if sids[-1] == root_id:  # where the processor files it
+        root = len(sids) - 1
+    else:
+        try:
+            root = sids.index(root_id)
+        except ValueError:
+            raise ValueError(
+                f"attribute(root_id={root_id}): the root is not among the spans"
+            ) from None
     children: dict[int, list[int]] = {}
     get = children.get
     for i, pid in enumerate(pids):
@@ -88,8 +95,6 @@ def attribute_fast(
             lst.append(i)
     children[pids[root]].remove(root)  # the root is nobody's child, even if ids collide
 
-    # Clamped starts and blocking children, breadth-first from the root (no recursion); every
-    # included span's clamped duration is added to its name's self time on the way.
     cstart = list(starts)
     blocking: dict[int, list[int]] = {}
     rname = names[root]
@@ -97,13 +102,23 @@ def attribute_fast(
         ends[root] = starts[root]
     self_time: dict[str, int] = {rname: ends[root] - starts[root]}
     st_get = self_time.get
-    order = [root]
-    for p in order:  # grows while iterated: breadth-first
+    included = 1
+    parents = [root]
+    by_start = cstart.__getitem__
+    by_end = ends.__getitem__
+    for p in parents:  # grows while iterated: breadth-first over spans that have children
         kids = get(sids[p])
         if not kids:
             continue
         ps, pe = cstart[p], ends[p]
         mine = []
+        # The union of the blocking children's intervals, swept while they arrive in start
+        # order (the usual case: the processor files spans as they end); ``ordered`` says
+        # whether they did, by start and strictly by end, else it is redone after a sort.
+        cur_s = cur_e = last_s = ps
+        last_e = ps - 1
+        covered = 0
+        ordered = True
         for c in kids:
             ce = ends[c]
             cs = starts[c]
@@ -116,34 +131,38 @@ def attribute_fast(
             mine.append(c)
             cn = names[c]
             self_time[cn] = st_get(cn, 0) + ce - cs
-        if mine:
-            blocking[p] = mine
-            order.extend(mine)
-
-    # Self time: subtract the union of the blocking children's intervals from each parent.
-    # The children end up sorted by start, then (stable, reversed) by end descending for the
-    # walk below: of two that end together the one that started first, the longer, comes first.
-    by_start = cstart.__getitem__
-    by_end = ends.__getitem__
-    for p, kids in blocking.items():
-        if len(kids) > 1:
-            kids.sort(key=by_start)
-        cur_s = cur_e = cstart[kids[0]]
-        covered = 0
-        for c in kids:
-            cs, ce = cstart[c], ends[c]
+            if cs < last_s or ce <= last_e:
+                ordered = False
+            last_s, last_e = cs, ce
             if cs > cur_e:
                 covered += cur_e - cur_s
                 cur_s, cur_e = cs, ce
             elif ce > cur_e:
                 cur_e = ce
+            if sids[c] in children:
+                parents.append(c)
+        if not mine:
+            continue
+        included += len(mine)
+        if ordered:
+            mine.reverse()  # by end, latest first, for the walk below
+        else:
+            mine.sort(key=by_start)
+            cur_s = cur_e = cstart[mine[0]]
+            covered = 0
+            for c in mine:
+                cs, ce = cstart[c], ends[c]
+                if cs > cur_e:
+                    covered += cur_e - cur_s
+                    cur_s, cur_e = cs, ce
+                elif ce > cur_e:
+                    cur_e = ce
+            # stable: of two that end together the one that started first comes first
+            mine.sort(key=by_end, reverse=True)
         self_time[names[p]] -= covered + cur_e - cur_s
-        if len(kids) > 1:
-            kids.sort(key=by_end, reverse=True)
+        blocking[p] = mine
 
-    # Critical path, walked back from the root's end.  Frames are [node, t, next child];
-    # a leaf child takes its whole window without a frame of its own.
-    critical: dict[str, int] = dict.fromkeys(self_time, 0)  # off-path operations show 0
+    critical: dict[str, int] = dict.fromkeys(self_time, 0)
     frames: list[list[int]] = [[root, ends[root], 0]]
     while frames:
         frame = frames[-1]
@@ -158,7 +177,7 @@ def attribute_fast(
                 i += 1
                 ce = ends[c]
                 if ce > t:
-                    continue  # overlaps the segment already on the path
+                    continue
                 acc += t - ce
                 t = cstart[c]
                 if c in blocking:
@@ -176,4 +195,4 @@ def attribute_fast(
             critical[name] += t - cstart[node]
             frames.pop()
 
-    return rname, ends[root] - starts[root], critical, self_time, len(order)
+    return rname, ends[root] - starts[root], critical, self_time, included

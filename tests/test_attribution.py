@@ -95,9 +95,11 @@ def test_end_before_start_reads_as_zero_length():
 
 
 def test_children_ending_together_the_longer_one_takes_the_path():
-    a = attribute(1, [(1, 0, "r", 0, 100), (2, 1, "short", 20, 50), (3, 1, "long", 10, 50)])
-    assert a.critical_path == {"r": 60, "short": 0, "long": 40}
-    assert a.self_time["r"] == 60
+    short, long = (2, 1, "short", 20, 50), (3, 1, "long", 10, 50)
+    for kids in ([short, long], [long, short]):  # either order, as they ended
+        a = attribute(1, [*kids, (1, 0, "r", 0, 100)])
+        assert a.critical_path == {"r": 60, "short": 0, "long": 40}
+        assert a.self_time["r"] == 60
 
 
 def test_repeated_names_are_summed():
@@ -165,3 +167,85 @@ def test_critical_path_sums_to_root_and_self_time_is_never_negative(spans: list[
     durations = {name: max(end - start, 0) for _, _, name, start, end in spans}
     assert all(a.critical_path[k] <= durations[k] for k in a.critical_path)
     assert all(a.self_time[k] <= durations[k] for k in a.self_time)
+
+
+def by_definition(root_id: int, spans: list[SpanTuple]) -> tuple[dict[str, int], dict[str, int]]:
+    """The issue's definitions, spelled out slowly: an independent oracle for attribute().
+
+    Self time counts uncovered nanoseconds one by one; the critical path picks, at each step,
+    the not yet walked blocking child that ended last at or before the current point (ties:
+    the one that started first, then the first given).
+    """
+    pos = {s[0]: i for i, s in enumerate(spans)}
+    root = spans[pos[root_id]]
+    window = {root_id: (root[3], max(root[3], root[4]))}
+    blocking: dict[int, list[int]] = {}
+    todo = [root_id]
+    while todo:
+        p = todo.pop()
+        ps, pe = window[p]
+        blocking[p] = []
+        for sid, pid, _, start, end in spans:
+            if pid != p or sid == root_id:
+                continue
+            end = max(start, end)
+            if end > pe or end < ps:
+                continue  # async, or entirely before the parent's window
+            window[sid] = (max(start, ps), end)
+            blocking[p].append(sid)
+            todo.append(sid)
+    name = {s[0]: s[2] for s in spans}
+    self_time: dict[str, int] = {}
+    critical: dict[str, int] = {}
+    for sid, (s, e) in window.items():
+        covered = {ns for c in blocking[sid] for ns in range(*window[c])}
+        self_time[name[sid]] = self_time.get(name[sid], 0) + (e - s) - len(covered)
+        critical.setdefault(name[sid], 0)
+    todo = [root_id]
+    while todo:
+        node = todo.pop()
+        start, t = window[node]
+        left = set(blocking[node])
+        while True:
+            fits = [c for c in left if window[c][1] <= t]
+            if not fits:
+                break
+            c = max(fits, key=lambda c: (window[c][1], -window[c][0], -pos[c]))
+            left.discard(c)
+            critical[name[node]] += t - window[c][1]
+            todo.append(c)
+            t = window[c][0]
+        critical[name[node]] += t - start
+    return critical, self_time
+
+
+@st.composite
+def shuffled_trees(draw: st.DrawFn) -> list[SpanTuple]:
+    """Trees as the processor files them or in any order, with repeated names, touching and
+    identical intervals, and spans outside their parent or ending after it."""
+    n = draw(st.integers(min_value=1, max_value=25))
+    names = draw(st.lists(st.sampled_from("abcdef"), min_size=n, max_size=n))
+    spans: list[SpanTuple] = [(1, 0, "root", 0, draw(st.integers(0, 60)))]
+    for i in range(1, n):
+        parent = spans[draw(st.integers(0, i - 1))]
+        edges = [parent[3], parent[4], spans[-1][3], spans[-1][4]]
+        start = draw(st.one_of(st.sampled_from(edges), st.integers(-10, 70)))
+        end = draw(st.one_of(st.sampled_from([*edges, start]), st.integers(start - 3, 75)))
+        spans.append((i + 1, parent[0], names[i], start, end))
+    order = draw(st.sampled_from(["as filed", "shuffled", "reversed"]))
+    if order == "shuffled":
+        spans = draw(st.permutations(spans))
+    elif order == "reversed":
+        spans.reverse()
+    else:
+        spans = spans[1:] + spans[:1]  # the processor files the root last
+    return spans
+
+
+@given(shuffled_trees())
+@settings(max_examples=400, deadline=None)
+def test_attribution_matches_the_definitions_spelled_out(spans: list[SpanTuple]):
+    a = attribute(1, spans)
+    critical, self_time = by_definition(1, spans)
+    assert (a.critical_path, a.self_time) == (critical, self_time)
+    assert sum(a.critical_path.values()) == a.duration
