@@ -1,16 +1,18 @@
 """BottleneckSpanProcessor: critical path, self time, cache and external-API counters.
 
-Per span the processor does a dict lookup and an append under one lock (on_start: find the
-span's local root through its parent; on_end: file a ``(id, parent, name, start, end)`` tuple
-with it); the attribution (otelperf._attribution, pure integer functions) runs once per local
-root, when the root ends.  Totals are plain integers read by observable counters at scrape
-time, so ending a root costs no OTel instrument call at all.
+Per span the processor does no work when the span starts (unless it is a local root) and, when
+it ends, one dict lookup (its trace's root, by trace id) and one list append of a ``(id, parent,
+name, start, end)`` tuple, without a lock.  The attribution (otelperf._attribution, pure integer
+functions) runs once per local root, when the root ends; spans are matched to it through their
+parent ids then.  Only a trace with several local roots in flight at once registers its spans
+as they start, so each is filed under its own root.  Totals are plain integers read by
+observable counters at scrape time, so ending a root costs no OTel instrument call at all.
 
 Bounded memory: at most ``max_traces_in_flight`` local roots are tracked (further roots and
 their spans are dropped, reason ``capacity``), at most ``max_spans_per_trace`` spans per root
 (``truncated``), roots still open after ``trace_ttl_seconds`` are discarded by a sweep that
-piggybacks on on_end (``expired``; no thread), spans ending after their root are ``late``, and
-operation names past ``max_operations`` are recorded as ``__overflow__``.
+runs when a root starts and at scrape time (``expired``; no thread), spans ending after their
+root are ``late``, and operation names past ``max_operations`` are recorded as ``__overflow__``.
 """
 
 from __future__ import annotations
@@ -78,36 +80,51 @@ def _probe_fields() -> bool:
 
 
 _DIRECT_FIELDS = _probe_fields()
-# The class the SDK's tracer makes (its fields are read directly in on_start).
-_SDK_SPAN: Any = getattr(sdk_trace, "_Span", None)
+# The classes whose fields the hooks read directly: the span the SDK's tracer makes (on_start)
+# and the ReadableSpan it passes to on_end.  None when the probe fails: properties throughout.
+_SDK_SPAN: Any = getattr(sdk_trace, "_Span", None) if _DIRECT_FIELDS else None
+_READABLE: Any = ReadableSpan if _DIRECT_FIELDS else None
 
 
-class _Trace:
-    """One local root in flight: the span ids filed under it and the ended spans."""
+class _Root:
+    """One tracked local root in flight and the ended spans filed under it."""
 
-    __slots__ = (
-        "done", "expired", "n_sealed", "root_id", "sealed", "seen", "spans", "started",
-        "trace_id",
-    )  # fmt: skip
+    __slots__ = ("expired", "n_sealed", "root_id", "sealed", "seen", "spans", "started", "trace_id")
 
     def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
         # One of these per request: only what every request needs is set here; ``expired``,
         # ``sealed`` and ``n_sealed`` are set by seal().
-        self.done = False  # the root ended or expired: no new spans are filed under it
         self.root_id = root_id
         self.trace_id = trace_id
         self.seen = seen
-        self.started: list[int] = [root_id]
-        self.spans: list[SpanTuple] | None = []  # None once sealed
+        self.spans: list[SpanTuple] | None = []  # None once sealed: the root ended or expired
+        # The span ids registered under it, its own first, once its trace has several roots.
+        self.started: list[int] | None = None
 
     def seal(self, expired: bool) -> list[SpanTuple]:
-        """Take the ended spans (under the processor's lock); later ones are settled apart."""
+        """Take the ended spans (under the processor's lock); later ones are settled apart.
+
+        ``spans`` is set to None before its length is read: an on_end that appended to the
+        list and then still sees it current was counted here (see ``_settle``).
+        """
         spans = self.spans if self.spans is not None else []
         self.spans = None
         self.expired = expired
         self.sealed = spans  # the list as sealed: its first n_sealed entries are counted
         n = self.n_sealed = len(spans)
         return spans[:n]
+
+
+class _Shared:
+    """A trace with more than one tracked local root in flight (a service calling itself, many
+    queue messages of one producer trace): the root each span started under, by span id."""
+
+    __slots__ = ("owner", "roots")
+
+    def __init__(self, first: _Root) -> None:
+        first.started = [first.root_id]
+        self.owner: dict[int, _Root] = {first.root_id: first}
+        self.roots = 1  # tracked roots of the trace in flight
 
 
 class _Instruments:
@@ -287,6 +304,7 @@ class BottleneckSpanProcessor(SpanProcessor):
         self.max_traces_in_flight = max_traces_in_flight
         self.max_spans_per_trace = max_spans_per_trace
         self.trace_ttl_seconds = float(trace_ttl_seconds)
+        self._max_children = max_spans_per_trace - 1  # the root itself is the last one
         self._sweep_every = min(1.0, self.trace_ttl_seconds / 4)
         self._clock = _clock
         self._closed = False
@@ -310,9 +328,11 @@ class BottleneckSpanProcessor(SpanProcessor):
         # empty tables, so the child counts only its own work.
         self._lock = threading.Lock()
         self._tlock = threading.Lock()
-        self._owner: dict[int, _Trace] = {}
-        self._roots: dict[int, _Trace] = {}
-        self._active: dict[int, int] = {}  # trace_id -> local roots in flight
+        self._roots: dict[int, _Root] = {}  # root span id -> root, oldest first (TTL sweep)
+        # trace id -> the root its spans are filed under.  Spans are not registered when they
+        # start: a trace with one local root in flight (nearly all) files every span under it.
+        self._traces: dict[int, _Root] = {}
+        self._shared: dict[int, _Shared] = {}  # traces with several tracked roots in flight
         self._tombstones: dict[int, str] = {}  # trace_id -> why its spans are not tracked
         self._dropped: dict[str, int] = {}
         self._next_sweep = self._clock() + self._sweep_every
@@ -326,38 +346,25 @@ class BottleneckSpanProcessor(SpanProcessor):
         if self._closed:
             return
         try:
-            if type(span) is _SDK_SPAN and _DIRECT_FIELDS:
+            if type(span) is _SDK_SPAN:
                 # Called for every span: the SDK span's fields and SpanContext's tuple slots
-                # (trace_id, span_id, is_remote) instead of five property calls (probed at
-                # import, properties otherwise).
-                parent = span._parent
+                # (trace_id, span_id, is_remote) rather than properties (probed at import).
+                parent: Any = span._parent
+                if parent is not None and not parent[2]:
+                    if self._shared:  # some trace has several roots: register the span
+                        self._register(parent[0], parent[1], span._context[1])  # type: ignore[index]
+                    return  # a child: nothing to do until it ends
                 ctx: Any = span._context
-                if parent is None or parent[2]:
-                    with self._lock:
-                        self._start_root(ctx[1], ctx[0])
-                    return
-                parent_id = parent[1]
-                sid = ctx[1]
+                trace_id, sid = ctx[0], ctx[1]
             else:
-                parent = span.parent
-                if parent is None or parent.is_remote:
-                    ctx = span.context
-                    with self._lock:
-                        self._start_root(ctx.span_id, ctx.trace_id)
+                parent, ctx = span.parent, span.context
+                if parent is not None and not parent.is_remote:
+                    if self._shared:
+                        self._register(ctx.trace_id, parent.span_id, ctx.span_id)
                     return
-                parent_id = parent.span_id
-                sid = span.context.span_id
-            # Lock-free for the common span: dict and list operations are atomic, and a root
-            # ending at the same moment is caught by the ``done`` check (set before its
-            # cleanup reads ``started``, so one side or the other removes this entry).
-            t = self._owner.get(parent_id)
-            if t is not None:
-                started = t.started
-                if len(started) < self.max_spans_per_trace:
-                    started.append(sid)
-                    self._owner[sid] = t
-                    if t.done:
-                        self._owner.pop(sid, None)
+                trace_id, sid = ctx.trace_id, ctx.span_id
+            with self._lock:
+                self._start_root(sid, trace_id)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
 
@@ -368,10 +375,29 @@ class BottleneckSpanProcessor(SpanProcessor):
         if len(self._roots) >= self.max_traces_in_flight:
             self._tombstone(trace_id, CAPACITY)
             return
-        t = _Trace(sid, trace_id, now)
-        self._roots[sid] = t
-        self._owner[sid] = t
-        self._active[trace_id] = self._active.get(trace_id, 0) + 1
+        root = self._roots[sid] = _Root(sid, trace_id, now)
+        first = self._traces.setdefault(trace_id, root)
+        if first is not root:
+            # A second root of this trace: from now on spans are registered when they start,
+            # so each is filed under its own root.  Unregistered ones (started earlier) stay
+            # filed under the first.
+            shared = self._shared.get(trace_id)
+            if shared is None:
+                shared = self._shared[trace_id] = _Shared(first)
+            root.started = [sid]
+            shared.owner[sid] = root
+            shared.roots += 1
+
+    def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
+        with self._lock:
+            shared = self._shared.get(trace_id)
+            if shared is None:
+                return
+            root = shared.owner.get(parent_id)
+            started = root.started if root is not None and root.spans is not None else None
+            if started is not None and len(started) < self.max_spans_per_trace:
+                started.append(sid)
+                shared.owner[sid] = root  # type: ignore[assignment]
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._closed:
@@ -379,7 +405,7 @@ class BottleneckSpanProcessor(SpanProcessor):
         ctx: Any
         parent: Any
         try:
-            if type(span) is ReadableSpan and _DIRECT_FIELDS:
+            if type(span) is _READABLE:
                 # What the SDK passes: read its fields, not the properties (which cost ~5x
                 # here and build a new MappingProxyType for ``attributes`` on each read).
                 ctx, parent, name = span._context, span._parent, span._name
@@ -387,52 +413,59 @@ class BottleneckSpanProcessor(SpanProcessor):
                 # BoundedAttributes answers a missing key through Mapping.get, i.e. a raised
                 # and caught KeyError per lookup (~1 us each here): read its plain dict.
                 attrs = getattr(attrs, "_dict", attrs)
+                trace_id, sid = ctx[0], ctx[1]
+                pid = 0 if parent is None or parent[2] else parent[1]
             else:
                 ctx, parent, name = span.context, span.parent, span.name
                 start, end, attrs = span.start_time, span.end_time, span.attributes
-            sid = ctx.span_id
-            owner = self._owner
-            t = owner.get(sid)
-            if t is None:
-                with self._lock:
-                    self._count_missing(ctx.trace_id)
-            elif sid != t.root_id:
-                # Append first, then unregister: if the root's cleanup (which seals the list
-                # after unregistering every span) had not reached this span yet, the append is
-                # in the sealed list; if it had, _settle decides under the lock.
-                spans = t.spans
-                tup = (sid, parent.span_id, name, start, end)
-                if spans is not None:
-                    spans.append(tup)  # type: ignore[arg-type]
-                    if owner.pop(sid, None) is None:
-                        self._settle(t, tup)  # type: ignore[arg-type]
-                else:
-                    owner.pop(sid, None)
-                    self._settle(t, None)
+                trace_id, sid = ctx.trace_id, ctx.span_id
+                pid = 0 if parent is None or parent.is_remote else parent.span_id
+            if not pid:
+                self._end_root(sid, trace_id, (sid, 0, name, start, end))  # type: ignore[arg-type]
             else:
-                # The root's own entry goes in _forget, under the lock: popped any earlier, a
-                # child starting meanwhile would find no root yet see its trace as active.
-                tup = (sid, 0, name, start, end)
-                sealed = None
-                with self._lock:
-                    if self._roots.pop(sid, None) is None or t.spans is None:
-                        self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + 1  # swept
+                root = self._traces.get(trace_id)
+                if root is None:
+                    with self._lock:
+                        self._count_missing(trace_id)
+                else:
+                    if self._shared:
+                        shared = self._shared.get(trace_id)
+                        if shared is not None:
+                            root = shared.owner.get(sid, root)
+                    # Lock-free: a list append is atomic.  Append first, then look again: if
+                    # the root was sealed meanwhile, _settle decides under the lock whether
+                    # the seal counted this span.
+                    spans = root.spans
+                    if spans is None:
+                        self._settle(root, None)
+                    elif len(spans) < self._max_children:
+                        tup = (sid, pid, name, start, end)
+                        spans.append(tup)  # type: ignore[arg-type]
+                        if root.spans is None:
+                            self._settle(root, tup)  # type: ignore[arg-type]
                     else:
-                        t.spans.append(tup)  # type: ignore[arg-type]
-                        t.done = True
-                        self._forget(t)
-                        sealed = t.seal(False)
-                    now = self._clock()
-                    if now >= self._next_sweep:
-                        self._sweep(now)
-                if sealed is not None:
-                    self._finish(t.root_id, sealed)
+                        with self._lock:
+                            self._dropped[TRUNCATED] = self._dropped.get(TRUNCATED, 0) + 1
             if attrs:
                 self._account(span, attrs)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
 
-    def _settle(self, t: _Trace, tup: SpanTuple | None) -> None:
+    def _end_root(self, sid: int, trace_id: int, tup: SpanTuple) -> None:
+        with self._lock:
+            root = self._roots.pop(sid, None)
+            if root is None:  # not tracked (capacity) or expired meanwhile
+                self._count_missing(trace_id)
+                return
+            root.spans.append(tup)  # type: ignore[union-attr]  # in _roots: not sealed
+            if not self._shared and self._traces.get(trace_id) is root:
+                del self._traces[trace_id]  # the usual case of _retire, inline
+            else:
+                self._retire(root)
+            sealed = root.seal(False)
+        self._finish(sid, sealed)
+
+    def _settle(self, t: _Root, tup: SpanTuple | None) -> None:
         """A span of ``t`` ended while its root was finishing or expiring (rare: a race)."""
         with self._lock:
             if tup is not None and t.spans is None:
@@ -451,9 +484,9 @@ class BottleneckSpanProcessor(SpanProcessor):
             return
         self._closed = True
         with self._lock:
-            self._owner.clear()
             self._roots.clear()
-            self._active.clear()
+            self._traces.clear()
+            self._shared.clear()
             self._tombstones.clear()
         apis._unregister(self)
 
@@ -462,15 +495,21 @@ class BottleneckSpanProcessor(SpanProcessor):
         return True
 
     # -- bookkeeping (under self._lock) --------------------------------------------------------
-    def _forget(self, t: _Trace) -> None:
-        owner = self._owner
-        for s in t.started:
-            owner.pop(s, None)
-        n = self._active.get(t.trace_id, 0) - 1
-        if n > 0:
-            self._active[t.trace_id] = n
-        else:
-            self._active.pop(t.trace_id, None)
+    def _retire(self, root: _Root) -> None:
+        """``root`` ended or expired: take it out of its trace's tables."""
+        trace_id = root.trace_id
+        shared = self._shared.get(trace_id)
+        if shared is None:
+            if self._traces.get(trace_id) is root:
+                del self._traces[trace_id]
+            return
+        owner = shared.owner
+        for s in root.started or ():
+            owner.pop(s, None)  # its spans ending later are filed under the first root
+        shared.roots -= 1
+        if shared.roots <= 0:
+            del self._shared[trace_id]
+            self._traces.pop(trace_id, None)
 
     def _tombstone(self, trace_id: int, reason: str) -> None:
         tombs = self._tombstones
@@ -479,8 +518,7 @@ class BottleneckSpanProcessor(SpanProcessor):
             del tombs[next(iter(tombs))]
 
     def _count_missing(self, trace_id: int) -> None:
-        # A tracked root means only the span cap can have left this one out.
-        reason = TRUNCATED if trace_id in self._active else self._tombstones.get(trace_id, LATE)
+        reason = self._tombstones.get(trace_id, LATE)
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
 
     def _sweep(self, now: float) -> None:
@@ -489,16 +527,15 @@ class BottleneckSpanProcessor(SpanProcessor):
         roots = self._roots
         while roots:
             sid = next(iter(roots))  # insertion order = oldest first
-            t = roots[sid]
-            if t.seen > deadline:
+            root = roots[sid]
+            if root.seen > deadline:
                 break
             del roots[sid]
-            t.done = True
-            self._forget(t)
-            n = len(t.seal(True))
+            self._retire(root)
+            n = len(root.seal(True))
             if n:
                 self._dropped[EXPIRED] = self._dropped.get(EXPIRED, 0) + n
-            self._tombstone(t.trace_id, EXPIRED)
+            self._tombstone(root.trace_id, EXPIRED)
 
     # -- attribution and totals ----------------------------------------------------------------
     def _name(self, name: str) -> str:
@@ -522,22 +559,27 @@ class BottleneckSpanProcessor(SpanProcessor):
             )  # fmt: skip
 
     def _finish(self, root_id: int, spans: list[SpanTuple]) -> None:
-        root, duration, critical, self_time, _ = attribute_fast(root_id, spans)
         tot = self._totals
+        if len(spans) == 1:  # a root without ended children (a one-span request): all its own
+            _, _, root, start, end = spans[0]
+            duration = end - start if end > start else 0
+            with self._tlock:
+                r, ops = tot.fast.get(root) or self._root_entry(root)
+                r[1] += duration
+                r[2] += 1
+                p = ops.get(root) or self._pair_entry(r, ops, root)
+                p[1] += duration
+                p[2] += duration
+            return
+        root, duration, critical, self_time, _ = attribute_fast(root_id, spans)
         with self._tlock:
-            fast = tot.fast.get(root)
-            if fast is None:
-                r, ops = self._root_entry(root)
-            else:
-                r, ops = fast
+            r, ops = tot.fast.get(root) or self._root_entry(root)
             r[1] += duration
             r[2] += 1
             for name, cp in critical.items():
-                p = ops.get(name)
-                if p is None:
-                    p = self._pair_entry(r, ops, name)
-                p[1] += cp
-                p[2] += self_time[name]
+                q = ops.get(name) or self._pair_entry(r, ops, name)
+                q[1] += cp
+                q[2] += self_time[name]
 
     def _root_entry(self, name: str) -> tuple[list[Any], dict[str, list[Any]]]:
         tot = self._totals
@@ -594,7 +636,11 @@ class BottleneckSpanProcessor(SpanProcessor):
                 items = list(self._dropped.items())
             return [Observation(v, {N.REASON: k}) for k, v in items]
         if field == "in_flight":
-            return [Observation(len(self._roots))]
+            with self._lock:  # without traffic no root starts: expire stuck roots here too
+                now = self._clock()
+                if now >= self._next_sweep:
+                    self._sweep(now)
+                return [Observation(len(self._roots))]
         tally = self._errors if field == "errors" else self._overflows
         return [Observation(v, {N.COMPONENT: k}) for k, v in tally.snapshot().items()]
 

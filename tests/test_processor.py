@@ -191,6 +191,55 @@ def test_remote_parent_makes_a_local_root_and_several_roots_share_a_trace(rig: R
     assert get(s, N.TRACES_IN_FLIGHT) == 0
 
 
+def test_several_roots_in_flight_in_one_trace_keep_nested_spans_apart(rig: Rig):
+    # Spans are not registered when they start while a trace has one root; once a second root
+    # of the trace is in flight they are, and each span is filed under its own root.
+    tr = rig.tracer
+    remote = remote_context(0xABC, 0x1)
+
+    def under(span: Any) -> Any:
+        return trace.set_span_in_context(span)
+
+    r1 = tr.start_span("GET /a", context=remote, start_time=0)
+    a1 = tr.start_span("a1", context=under(r1), start_time=5)  # before the second root
+    r2 = tr.start_span("GET /b", context=remote, start_time=10)
+    assert rig.processor._shared  # the trace now registers its spans
+    a2 = tr.start_span("a2", context=under(a1), start_time=12)  # parent unregistered: r1's
+    b1 = tr.start_span("b1", context=under(r2), start_time=15)
+    b2 = tr.start_span("b2", context=under(b1), start_time=16)
+    b2.end(20)
+    a2.end(18)
+    a1.end(25)
+    tr.start_span("a3", context=under(r1), start_time=26).end(28)
+    b1.end(30)
+    bg_a = tr.start_span("bg_a", context=under(r1), start_time=35)
+    r1.end(40)
+    bg_a.end(45)  # after its root, while the trace's other root is in flight: late
+    bg_b = tr.start_span("bg_b", context=under(r2), start_time=45)
+    r2.end(50)
+    bg_b.end(55)  # after the trace's last root: late
+    s = rig.read()
+
+    def series(root: str, values: dict[str, int]) -> dict[frozenset[tuple[str, str]], float]:
+        return {
+            frozenset({(N.ROOT_OPERATION, root), (N.OPERATION, op)}): ns / 1e9
+            for op, ns in values.items()
+        }
+
+    a = {"GET /a": 18, "a1": 14, "a2": 6, "a3": 2}
+    b = {"GET /b": 25, "b1": 11, "b2": 4}
+    assert family(s, N.CRITICAL_PATH) == series("GET /a", a) | series("GET /b", b)
+    assert family(s, N.SELF_TIME) == series("GET /a", a) | series("GET /b", b)
+    assert family(s, N.ROOT_DURATION) == {
+        frozenset({(N.ROOT_OPERATION, "GET /a")}): 40 / 1e9,
+        frozenset({(N.ROOT_OPERATION, "GET /b")}): 40 / 1e9,
+    }
+    assert family(s, N.DROPPED_SPANS) == {frozenset({(N.REASON, "late")}): 2}
+    assert get(s, N.TRACES_IN_FLIGHT) == 0
+    p = rig.processor
+    assert p._roots == {} and p._traces == {} and p._shared == {}
+
+
 def test_open_child_at_root_end_is_async_and_its_end_is_late(rig: Rig):
     tr = rig.tracer
     root = tr.start_span("root", start_time=0)
@@ -275,7 +324,7 @@ def test_ttl_sweep_expires_roots_that_never_end_without_a_thread():
         fan_out(tr)  # an on_end before the TTL: nothing expires
         assert get(rig.read(), N.TRACES_IN_FLIGHT) == 1
         clock.now += 2.0
-        fan_out(tr)  # this on_end sweeps
+        fan_out(tr)  # this root's start sweeps
         s = rig.read()
         assert get(s, N.TRACES_IN_FLIGHT) == 0
         assert family(s, N.DROPPED_SPANS) == {frozenset({("reason", "expired")}): 1}
@@ -286,7 +335,7 @@ def test_ttl_sweep_expires_roots_that_never_end_without_a_thread():
         assert get(s, N.ROOTS, root_operation="stuck") is None
         assert get(s, N.ROOTS, root_operation="root") == 2
         assert threading.active_count() == threads
-        assert rig.processor._owner == {} and rig.processor._roots == {}
+        assert rig.processor._traces == {} and rig.processor._shared == {} and rig.processor._roots == {}
     finally:
         rig.close()
 
@@ -390,7 +439,7 @@ def test_state_is_reinitialised_after_fork(rig: Rig):
         code = 1
         try:
             p = rig.processor
-            fresh = not p._roots and not p._owner and not p._totals.roots
+            fresh = not p._roots and not p._traces and not p._totals.roots
             fan_out(rig.tracer)
             roots = get(rig.read(), N.ROOTS, root_operation="root")
             os.write(w, f"{fresh} {roots}".encode())
@@ -442,7 +491,7 @@ def test_a_million_spans_with_100k_distinct_names_leave_memory_at_baseline():
     proc = psutil.Process()
     _drive(p, 20_000, 1, False)  # warm up: 2 000 traces, 20 of them never end
     clock.now += 10
-    _drive(p, 10, 10**9, False)  # its on_end sweeps them
+    _drive(p, 10, 10**9, False)  # its first root's start sweeps them
     gc.collect()
     base = proc.memory_info().rss
     t0 = time.perf_counter()
@@ -455,7 +504,7 @@ def test_a_million_spans_with_100k_distinct_names_leave_memory_at_baseline():
     elapsed = time.perf_counter() - t0
     gc.collect()
     grown = proc.memory_info().rss - base
-    assert p._roots == {} and p._owner == {} and p._active == {}
+    assert p._roots == {} and p._traces == {} and p._shared == {}
     assert len(p._tombstones) == 20 + 10 * 100  # expired traces, under the cap
     assert len(p._totals.names) == p.max_operations
     assert len(p._totals.pairs) <= p.max_operations * PAIRS_PER_OPERATION + 10
@@ -523,7 +572,7 @@ def test_children_of_one_root_from_many_threads_racing_its_end():
         # every child is either attributed (10 ns of self time each) or late: none lost
         assert round(counted * 1e9 / 10) + late == 20 * 8 * 200
         assert get(s, N.ROOTS, root_operation="root") == 20
-        assert rig.processor._owner == {} and rig.processor._roots == {}
+        assert rig.processor._traces == {} and rig.processor._shared == {} and rig.processor._roots == {}
     finally:
         sys.setswitchinterval(interval)
         rig.close()
