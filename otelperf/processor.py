@@ -637,16 +637,17 @@ class BottleneckSpanProcessor(SpanProcessor):
                 return [Observation(v[1], v[0]) for v in tot.api_tokens.values()]
             if field == "api_cost":
                 return [Observation(v[1], v[0]) for v in tot.api_cost.values()]
-        if field == "dropped":
+        if field in ("dropped", "in_flight"):
             with self._lock:
-                items = list(self._dropped.items())
-            return [Observation(v, {N.REASON: k}) for k, v in items]
-        if field == "in_flight":
-            with self._lock:  # without traffic no root starts: expire stuck roots here too
+                # Without traffic no root starts to run the sweep: expire stuck roots here too,
+                # before reading either figure it changes.
                 now = self._clock()
                 if now >= self._next_sweep:
                     self._sweep(now)
-                return [Observation(len(self._roots))]
+                if field == "in_flight":
+                    return [Observation(len(self._roots))]
+                items = list(self._dropped.items())
+            return [Observation(v, {N.REASON: k}) for k, v in items]
         tally = self._errors if field == "errors" else self._overflows
         return [Observation(v, {N.COMPONENT: k}) for k, v in tally.snapshot().items()]
 

@@ -340,6 +340,24 @@ def test_ttl_sweep_expires_roots_that_never_end_without_a_thread():
         rig.close()
 
 
+def test_a_scrape_expires_stuck_roots_when_no_request_comes():
+    clock = FakeClock()
+    rig = Rig(trace_ttl_seconds=10.0, _clock=clock)
+    try:
+        tr = rig.tracer
+        stuck = tr.start_span("stuck", start_time=0)
+        for i in range(3):
+            tr.start_span("done", context=trace.set_span_in_context(stuck), start_time=i).end(i)
+        assert get(rig.read(), N.TRACES_IN_FLIGHT) == 1
+        clock.now += 10.5  # past the TTL; no root starts after this
+        s = rig.read()
+        assert get(s, N.TRACES_IN_FLIGHT) == 0
+        assert family(s, N.DROPPED_SPANS) == {frozenset({("reason", "expired")}): 3}
+        assert rig.processor._traces == {} and rig.processor._roots == {}
+    finally:
+        rig.close()
+
+
 def test_overflow_past_max_operations():
     rig = Rig(max_operations=3)
     try:
