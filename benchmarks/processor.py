@@ -4,11 +4,13 @@
 
 Three views, best of R runs each (baseline and subject alternate, so machine noise hits both):
 
-1. hooks only: real SDK ReadableSpans, built once, replayed through on_start/on_end; the
-   processor's own cost per span, attribution included (one per trace).
+1. hooks only: the span objects a real SDK TracerProvider passes to span processors,
+   captured once and replayed through on_start/on_end; the processor's own cost per span,
+   attribution included (one per trace).
 2. through the SDK: traces of 10, 100 and 10 000 spans (a root and its children, each child
-   ended before the next starts) on a bare TracerProvider versus one with the processor; the
-   difference divided by the spans is the amortised added cost per span.
+   ended before the next starts), and of 10 and 100 spans whose children all overlap, on a
+   bare TracerProvider versus one with the processor; the difference divided by the spans is
+   the amortised added cost per span.
 3. measure(): configure()'s pipeline with the processor versus the same pipeline with the
    processor detached, for a single measured call (each one a root: the worst case) and a
    measured handler with 9 measured steps.
@@ -23,12 +25,11 @@ import gc
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.trace import SpanContext
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
 import otelperf
@@ -51,32 +52,66 @@ def best_pair(
     return b, s
 
 
-def readable_trace(trace_id: int, spans: int) -> list[ReadableSpan]:
-    res = Resource.create({})
-    root_ctx = SpanContext(trace_id, 1, False)
-    out = [ReadableSpan("root", root_ctx, None, res, start_time=0, end_time=spans * 10)]
-    for i in range(1, spans):
-        ctx = SpanContext(trace_id, i + 1, False)
-        out.append(ReadableSpan(f"op{i % 8}", ctx, root_ctx, res, start_time=i * 10,
-                                end_time=i * 10 + 5))  # fmt: skip
+def one_trace(tracer: trace.Tracer, spans: int, parallel: bool) -> None:
+    """A root and its children: one after another (sequential), or all started before any
+    ends (parallel: every child overlaps the others, so the critical-path walk runs)."""
+    root = tracer.start_span("root")
+    ctx = trace.set_span_in_context(root)
+    if parallel:
+        kids = [tracer.start_span(f"op{i % 8}", context=ctx) for i in range(1, spans)]
+        for kid in kids:
+            kid.end()
+    else:
+        for i in range(1, spans):
+            tracer.start_span(f"op{i % 8}", context=ctx).end()
+    root.end()
+
+
+class _Capture(SpanProcessor):
+    """Keeps the objects the SDK hands to span processors, to replay them."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+        self.ended: list[ReadableSpan] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append(span)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span)
+
+
+def sdk_trace_objects(
+    spans: int, traces: int, parallel: bool
+) -> list[tuple[list[Any], list[ReadableSpan]]]:
+    """What the SDK passes to on_start and on_end for ``traces`` traces of ``spans`` spans."""
+    tp = TracerProvider()
+    cap = _Capture()
+    tp.add_span_processor(cap)
+    tracer = tp.get_tracer("bench")
+    out = []
+    for _ in range(traces):
+        cap.started, cap.ended = [], []
+        one_trace(tracer, spans, parallel)
+        out.append((cap.started, cap.ended))
+    tp.shutdown()
     return out
 
 
-def hooks_only(spans: int, total: int, repeats: int) -> float:
-    """ns per span of on_start + on_end, attribution included."""
+def hooks_only(spans: int, total: int, repeats: int, parallel: bool) -> float:
+    """ns per span of on_start + on_end, attribution included, on the SDK's own span objects."""
     p = P.BottleneckSpanProcessor(meter_provider=MeterProvider(), max_spans_per_trace=spans)
-    traces = [readable_trace(t + 1, spans) for t in range(max(1, min(50, total // spans)))]
+    traces = sdk_trace_objects(spans, max(1, min(50, total // spans)), parallel)
     rounds = max(1, total // (spans * len(traces)))
 
     def run() -> None:
         on_start, on_end = p.on_start, p.on_end
         for _ in range(rounds):
-            for tr in traces:
-                for s in tr:
-                    on_start(s)  # type: ignore[arg-type]
-                for s in tr[1:]:
-                    on_end(s)
-                on_end(tr[0])
+            for started, ended in traces:  # the SDK's order: ends as they happened
+                for s in started:
+                    on_start(s)
+                for e in ended:
+                    on_end(e)
 
     def nothing() -> None:
         pass
@@ -86,7 +121,7 @@ def hooks_only(spans: int, total: int, repeats: int) -> float:
     return s / (rounds * len(traces) * spans) * 1e9
 
 
-def sdk_traces(spans: int, total: int, repeats: int) -> tuple[float, float]:
+def sdk_traces(spans: int, total: int, repeats: int, parallel: bool) -> tuple[float, float]:
     """ns per span on a bare TracerProvider and on one with the processor."""
     bare = TracerProvider()
     withp = TracerProvider()
@@ -100,11 +135,7 @@ def sdk_traces(spans: int, total: int, repeats: int) -> tuple[float, float]:
 
         def run() -> None:
             for _ in range(n_traces):
-                root = tracer.start_span("root")
-                ctx = trace.set_span_in_context(root)
-                for i in range(1, spans):
-                    tracer.start_span(f"op{i % 8}", context=ctx).end()
-                root.end()
+                one_trace(tracer, spans, parallel)
 
         return run
 
@@ -174,15 +205,20 @@ def main() -> None:
 
     print(f"# {platform.python_implementation()} {platform.python_version()} on "
           f"{platform.machine()}, {total} spans per run, best of {repeats}")  # fmt: skip
+    shapes = [(spans, False) for spans in (10, 100, 10_000)] + [(10, True), (100, True)]
+
+    def label(spans: int, parallel: bool) -> str:
+        return f"{spans:>6} spans, {'parallel' if parallel else 'sequential'}"
+
     print("\n## processor hooks only (on_start + on_end + attribution), ns per span")
-    for spans in (10, 100, 10_000):
-        print(f"traces of {spans:>6} spans: {hooks_only(spans, total, repeats):8.0f}")
+    for spans, parallel in shapes:
+        print(f"{label(spans, parallel):<28} {hooks_only(spans, total, repeats, parallel):8.0f}")
 
     print("\n## through the SDK: bare TracerProvider vs with the processor, ns per span")
-    print(f"{'trace size':<22} {'bare':>8} {'with':>8} {'added':>8} {'ratio':>7}")
-    for spans in (10, 100, 10_000):
-        b, s = sdk_traces(spans, total, repeats)
-        print(f"traces of {spans:>6} spans  {b:8.0f} {s:8.0f} {s - b:8.0f} {s / b:6.2f}x")
+    print(f"{'traces of':<28} {'bare':>8} {'with':>8} {'added':>8} {'ratio':>7}")
+    for spans, parallel in shapes:
+        b, s = sdk_traces(spans, total, repeats, parallel)
+        print(f"{label(spans, parallel):<28} {b:8.0f} {s:8.0f} {s - b:8.0f} {s / b:6.2f}x")
 
     print("\n## measure() with and without the processor, ns per span")
     print(f"{'case':<40} {'without':>8} {'with':>8} {'added':>8} {'ratio':>7}")
