@@ -63,17 +63,23 @@ REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
 # operation of a typical service, still bounded when names are abused.
 PAIRS_PER_OPERATION = 10
 _CLIENT = SpanKind.CLIENT
+_CACHE_NAME = N.ATTR_CACHE_NAME
 
 
 def _probe_fields() -> bool:
     """Whether ReadableSpan keeps the private fields on_end reads directly (else: properties)."""
     try:
         sc = SpanContext(1, 2, False)
-        span = ReadableSpan("probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1})
+        span = ReadableSpan(
+            "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=_CLIENT
+        )
         fields = (span._context, span._parent, span._name, span._start_time, span._end_time)
         slots = (sc[0], sc[1], sc[2]) == (sc.trace_id, sc.span_id, sc.is_remote) == (1, 2, False)
         return (
-            slots and fields == (sc, sc, "probe", 1, 2) and dict(span._attributes or {}) == {"a": 1}
+            slots
+            and fields == (sc, sc, "probe", 1, 2)
+            and dict(span._attributes or {}) == {"a": 1}
+            and span._kind is span.kind is _CLIENT
         )
     except Exception:
         return False
@@ -419,11 +425,13 @@ class BottleneckSpanProcessor(SpanProcessor):
                 attrs = getattr(attrs, "_dict", attrs)
                 trace_id, sid = ctx[0], ctx[1]
                 pid = 0 if parent is None or parent[2] else parent[1]
+                kind = span._kind
             else:
                 ctx, parent, name = span.context, span.parent, span.name
                 start, end, attrs = span.start_time, span.end_time, span.attributes
                 trace_id, sid = ctx.trace_id, ctx.span_id
                 pid = 0 if parent is None or parent.is_remote else parent.span_id
+                kind = span.kind
             if not pid:
                 self._end_root(sid, trace_id, (sid, 0, name, start, end))  # type: ignore[arg-type]
             else:
@@ -450,8 +458,8 @@ class BottleneckSpanProcessor(SpanProcessor):
                     else:
                         with self._lock:
                             self._dropped[TRUNCATED] = self._dropped.get(TRUNCATED, 0) + 1
-            if attrs:
-                self._account(span, attrs)
+            if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
+                self._account(span, attrs, kind)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
 
@@ -652,13 +660,13 @@ class BottleneckSpanProcessor(SpanProcessor):
         return [Observation(v, {N.COMPONENT: k}) for k, v in tally.snapshot().items()]
 
     # -- cache and APIs ------------------------------------------------------------------------
-    def _account(self, span: ReadableSpan, attrs: Any) -> None:
-        cache = attrs.get(N.ATTR_CACHE_NAME)
+    def _account(self, span: ReadableSpan, attrs: Any, kind: SpanKind) -> None:
+        cache = attrs.get(_CACHE_NAME)
         if cache is not None:
             hit = attrs.get(N.ATTR_CACHE_HIT)
             if isinstance(cache, str) and cache and isinstance(hit, bool):
                 self._count_cache(cache, hit)
-        if span.kind is not _CLIENT:
+        if kind is not _CLIENT:
             return
         api = (
             attrs.get(N.ATTR_API) or attrs.get(apis.GENAI_PROVIDER) or attrs.get(apis.GENAI_SYSTEM)

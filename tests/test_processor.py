@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from prometheus_client import CollectorRegistry
 
 import otelperf
@@ -335,7 +335,7 @@ def test_ttl_sweep_expires_roots_that_never_end_without_a_thread():
         assert get(s, N.ROOTS, root_operation="stuck") is None
         assert get(s, N.ROOTS, root_operation="root") == 2
         assert threading.active_count() == threads
-        assert rig.processor._traces == {} and rig.processor._shared == {} and rig.processor._roots == {}
+        assert rig.processor._traces == rig.processor._shared == rig.processor._roots == {}
     finally:
         rig.close()
 
@@ -590,7 +590,7 @@ def test_children_of_one_root_from_many_threads_racing_its_end():
         # every child is either attributed (10 ns of self time each) or late: none lost
         assert round(counted * 1e9 / 10) + late == 20 * 8 * 200
         assert get(s, N.ROOTS, root_operation="root") == 20
-        assert rig.processor._traces == {} and rig.processor._shared == {} and rig.processor._roots == {}
+        assert rig.processor._traces == rig.processor._shared == rig.processor._roots == {}
     finally:
         sys.setswitchinterval(interval)
         rig.close()
@@ -612,7 +612,9 @@ def test_direct_field_reads_match_the_public_properties():
             root = cls("root", root_ctx, None, res, start_time=0, end_time=100)
             a = cls("A", SpanContext(5, 2, False), root_ctx, res, start_time=10, end_time=30)
             b = cls("B", SpanContext(5, 3, False), root_ctx, res, start_time=20, end_time=50,
-                    attributes={N.ATTR_CACHE_NAME: "c", N.ATTR_CACHE_HIT: True})  # fmt: skip
+                    attributes={N.ATTR_CACHE_NAME: "c", N.ATTR_CACHE_HIT: True,
+                                "server.address": "api.example"},
+                    kind=SpanKind.CLIENT)  # fmt: skip
             for s in (root, a, b):
                 rig.processor.on_start(s)  # type: ignore[arg-type]
             for s in (a, b, root):
@@ -620,6 +622,8 @@ def test_direct_field_reads_match_the_public_properties():
             samples = rig.read()
             assert_fan_out(samples)
             assert get(samples, N.CACHE_REQUESTS, cache="c", result="hit") == 1
+            api = {N.API: "api.example", N.MODEL: N.UNKNOWN_MODEL, N.OUTCOME: N.OUTCOME_SUCCESS}
+            assert family(samples, N.API_CALLS) == {frozenset(api.items()): 1}
             totals.append(samples)
         finally:
             rig.close()
