@@ -369,34 +369,37 @@ class BottleneckSpanProcessor(SpanProcessor):
                         self._register(ctx.trace_id, parent.span_id, ctx.span_id)
                     return
                 trace_id, sid = ctx.trace_id, ctx.span_id
+            # A local root: once per request, so inline (a frame costs), with acquire/release
+            # (half the cost of ``with`` here); the rare cases go to helpers.
+            now = self._clock()
             lock = self._lock
-            lock.acquire()  # once per request: acquire/release cost half of ``with`` here
+            lock.acquire()
             try:
-                self._start_root(sid, trace_id)
+                if now >= self._next_sweep:
+                    self._sweep(now)
+                roots = self._roots
+                if len(roots) >= self.max_traces_in_flight:
+                    self._tombstone(trace_id, CAPACITY)
+                    return
+                root = roots[sid] = _Root(sid, trace_id, now)
+                first = self._traces.setdefault(trace_id, root)
+                if first is not root:
+                    self._share(trace_id, first, root)
             finally:
                 lock.release()
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
 
-    def _start_root(self, sid: int, trace_id: int) -> None:
-        now = self._clock()
-        if now >= self._next_sweep:
-            self._sweep(now)
-        if len(self._roots) >= self.max_traces_in_flight:
-            self._tombstone(trace_id, CAPACITY)
-            return
-        root = self._roots[sid] = _Root(sid, trace_id, now)
-        first = self._traces.setdefault(trace_id, root)
-        if first is not root:
-            # A second root of this trace: from now on spans are registered when they start,
-            # so each is filed under its own root.  Unregistered ones (started earlier) stay
-            # filed under the first.
-            shared = self._shared.get(trace_id)
-            if shared is None:
-                shared = self._shared[trace_id] = _Shared(first)
-            root.started = [sid]
-            shared.owner[sid] = root
-            shared.roots += 1
+    def _share(self, trace_id: int, first: _Root, root: _Root) -> None:
+        """A second root of a trace in flight (under the lock): from now on its spans are
+        registered when they start, so each is filed under its own root.  Unregistered ones
+        (started earlier) stay filed under the first."""
+        shared = self._shared.get(trace_id)
+        if shared is None:
+            shared = self._shared[trace_id] = _Shared(first)
+        root.started = [root.root_id]
+        shared.owner[root.root_id] = root
+        shared.roots += 1
 
     def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
         with self._lock:
@@ -433,7 +436,26 @@ class BottleneckSpanProcessor(SpanProcessor):
                 pid = 0 if parent is None or parent.is_remote else parent.span_id
                 kind = span.kind
             if not pid:
-                self._end_root(sid, trace_id, (sid, 0, name, start, end))  # type: ignore[arg-type]
+                # A local root: once per request, so inline (a frame costs), with
+                # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
+                sealed = None
+                lock = self._lock
+                lock.acquire()
+                try:
+                    root = self._roots.pop(sid, None)
+                    if root is None:  # not tracked (capacity) or expired meanwhile
+                        self._count_missing(trace_id)
+                    else:
+                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr,arg-type]
+                        if not self._shared and self._traces.get(trace_id) is root:
+                            del self._traces[trace_id]  # the usual case of _retire, inline
+                        else:
+                            self._retire(root)
+                        sealed = root.seal(False)
+                finally:
+                    lock.release()
+                if sealed is not None:
+                    self._finish(sid, sealed)
             else:
                 root = self._traces.get(trace_id)
                 if root is None:
@@ -462,24 +484,6 @@ class BottleneckSpanProcessor(SpanProcessor):
                 self._account(span, attrs, kind)
         except Exception as exc:  # never into the application
             self._errors.error(COMPONENT, exc)
-
-    def _end_root(self, sid: int, trace_id: int, tup: SpanTuple) -> None:
-        lock = self._lock
-        lock.acquire()  # once per request: acquire/release cost half of ``with`` here
-        try:
-            root = self._roots.pop(sid, None)
-            if root is None:  # not tracked (capacity) or expired meanwhile
-                self._count_missing(trace_id)
-                return
-            root.spans.append(tup)  # type: ignore[union-attr]  # in _roots: not sealed
-            if not self._shared and self._traces.get(trace_id) is root:
-                del self._traces[trace_id]  # the usual case of _retire, inline
-            else:
-                self._retire(root)
-            sealed = root.seal(False)
-        finally:
-            lock.release()
-        self._finish(sid, sealed)
 
     def _settle(self, t: _Root, tup: SpanTuple | None) -> None:
         """A span of ``t`` ended while its root was finishing or expiring (rare: a race)."""
