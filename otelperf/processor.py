@@ -357,7 +357,7 @@ class BottleneckSpanProcessor(SpanProcessor):
                 # (trace_id, span_id, is_remote) rather than properties (probed at import).
                 parent: Any = span._parent
                 if parent is not None and not parent[2]:
-                    if self._shared:  # some trace has several roots: register the span
+                    if self._shared and parent[0] in self._shared:  # several roots: register
                         self._register(parent[0], parent[1], span._context[1])  # type: ignore[index]
                     return  # a child: nothing to do until it ends
                 ctx: Any = span._context
@@ -365,7 +365,7 @@ class BottleneckSpanProcessor(SpanProcessor):
             else:
                 parent, ctx = span.parent, span.context
                 if parent is not None and not parent.is_remote:
-                    if self._shared:
+                    if self._shared and ctx.trace_id in self._shared:
                         self._register(ctx.trace_id, parent.span_id, ctx.span_id)
                     return
                 trace_id, sid = ctx.trace_id, ctx.span_id
