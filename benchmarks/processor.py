@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/processor.py [--repeats R] [--quick]
 
-Three views, best of R runs each (baseline and subject alternate, so machine noise hits both):
+Three views, best of R runs each, the cases run round-robin (so machine noise hits all alike):
 
 1. hooks only: the span objects a real SDK TracerProvider passes to span processors,
    captured once and replayed through on_start/on_end; the processor's own cost per span,
@@ -36,20 +36,22 @@ import otelperf
 from otelperf import processor as P
 
 
-def best_pair(
-    base: Callable[[], None], subject: Callable[[], None], repeats: int
-) -> tuple[float, float]:
-    """Best-of-``repeats`` seconds of each, alternating so drift and noise hit both alike."""
-    b = s = float("inf")
+def once(run: Callable[[], None]) -> float:
+    """Seconds one run takes."""
+    t0 = time.perf_counter()
+    run()
+    return time.perf_counter() - t0
+
+
+def interleaved(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of every run, round-robin: each round runs every case once,
+    so a slow spell of the machine hits all cases alike instead of one case's whole sample."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
         gc.collect()
-        t0 = time.perf_counter()
-        base()
-        t1 = time.perf_counter()
-        subject()
-        t2 = time.perf_counter()
-        b, s = min(b, t1 - t0), min(s, t2 - t1)
-    return b, s
+        for key, run in runs.items():
+            best[key] = min(best[key], once(run))
+    return best
 
 
 def one_trace(tracer: trace.Tracer, spans: int, parallel: bool) -> None:
@@ -98,8 +100,11 @@ def sdk_trace_objects(
     return out
 
 
-def hooks_only(spans: int, total: int, repeats: int, parallel: bool) -> float:
-    """ns per span of on_start + on_end, attribution included, on the SDK's own span objects."""
+Runner = tuple[Callable[[], None], int]  # a run and the spans it makes
+
+
+def hooks_runner(spans: int, total: int, parallel: bool) -> Runner:
+    """on_start + on_end, attribution included, replayed on the SDK's own span objects."""
     p = P.BottleneckSpanProcessor(meter_provider=MeterProvider(), max_spans_per_trace=spans)
     traces = sdk_trace_objects(spans, max(1, min(50, total // spans)), parallel)
     rounds = max(1, total // (spans * len(traces)))
@@ -113,37 +118,24 @@ def hooks_only(spans: int, total: int, repeats: int, parallel: bool) -> float:
                 for e in ended:
                     on_end(e)
 
-    def nothing() -> None:
-        pass
-
-    _, s = best_pair(nothing, run, repeats)
-    p.shutdown()
-    return s / (rounds * len(traces) * spans) * 1e9
+    return run, rounds * len(traces) * spans
 
 
-def sdk_traces(spans: int, total: int, repeats: int, parallel: bool) -> tuple[float, float]:
-    """ns per span on a bare TracerProvider and on one with the processor."""
-    bare = TracerProvider()
-    withp = TracerProvider()
-    withp.add_span_processor(
-        P.BottleneckSpanProcessor(meter_provider=MeterProvider(), max_spans_per_trace=spans)
-    )
+def sdk_runner(spans: int, total: int, parallel: bool, processor: bool) -> Runner:
+    """Traces through a real TracerProvider, bare or with the processor."""
+    tp = TracerProvider()
+    if processor:
+        tp.add_span_processor(
+            P.BottleneckSpanProcessor(meter_provider=MeterProvider(), max_spans_per_trace=spans)
+        )
+    tracer = tp.get_tracer("bench")
     n_traces = max(1, total // spans)
 
-    def make(tp: TracerProvider) -> Callable[[], None]:
-        tracer = tp.get_tracer("bench")
+    def run() -> None:
+        for _ in range(n_traces):
+            one_trace(tracer, spans, parallel)
 
-        def run() -> None:
-            for _ in range(n_traces):
-                one_trace(tracer, spans, parallel)
-
-        return run
-
-    b, s = best_pair(make(bare), make(withp), repeats)
-    bare.shutdown()
-    withp.shutdown()
-    n = n_traces * spans
-    return b / n * 1e9, s / n * 1e9
+    return run, n_traces * spans
 
 
 def measure_calls(calls: int, repeats: int) -> list[tuple[str, float, float]]:
@@ -180,11 +172,9 @@ def measure_calls(calls: int, repeats: int) -> list[tuple[str, float, float]]:
         with_p = without = float("inf")
         for _ in range(3 * repeats):  # short alternating runs: the minimum is stable
             # alternate: attach for one run, detach for the next
-            _, s = best_pair(lambda: None, loop, 1)
-            with_p = min(with_p, s)
+            with_p = min(with_p, once(loop))
             P.detach(tp, proc, wrapper)
-            _, b = best_pair(lambda: None, loop, 1)
-            without = min(without, b)
+            without = min(without, once(loop))
             proc = P.BottleneckSpanProcessor(meter_provider=telemetry.meter_provider)
             wrapper = P.attach(tp, proc)
         out.append((name, without / (n * spans) * 1e9, with_p / (n * spans) * 1e9))
@@ -208,19 +198,25 @@ def main() -> None:
     print(f"# {platform.python_implementation()} {platform.python_version()} on "
           f"{platform.machine()}, {total} spans per run, best of {repeats}")  # fmt: skip
     shapes = [(spans, False) for spans in (10, 100, 10_000)] + [(10, True), (100, True)]
-
-    def label(spans: int, parallel: bool) -> str:
-        return f"{spans:>6} spans, {'parallel' if parallel else 'sequential'}"
+    runners: dict[str, Runner] = {}
+    for spans, parallel in shapes:
+        key = f"{spans:>6} spans, {'parallel' if parallel else 'sequential'}"
+        runners["hooks " + key] = hooks_runner(spans, total, parallel)
+        runners["bare " + key] = sdk_runner(spans, total, parallel, processor=False)
+        runners["with " + key] = sdk_runner(spans, total, parallel, processor=True)
+    best = interleaved({k: run for k, (run, _) in runners.items()}, repeats)
+    ns = {k: best[k] / runners[k][1] * 1e9 for k in runners}
+    keys = [k.removeprefix("hooks ") for k in runners if k.startswith("hooks ")]
 
     print("\n## processor hooks only (on_start + on_end + attribution), ns per span")
-    for spans, parallel in shapes:
-        print(f"{label(spans, parallel):<28} {hooks_only(spans, total, repeats, parallel):8.0f}")
+    for key in keys:
+        print(f"{key:<28} {ns['hooks ' + key]:8.0f}")
 
     print("\n## through the SDK: bare TracerProvider vs with the processor, ns per span")
     print(f"{'traces of':<28} {'bare':>8} {'with':>8} {'added':>8} {'ratio':>7}")
-    for spans, parallel in shapes:
-        b, s = sdk_traces(spans, total, repeats, parallel)
-        print(f"{label(spans, parallel):<28} {b:8.0f} {s:8.0f} {s - b:8.0f} {s / b:6.2f}x")
+    for key in keys:
+        b, w = ns["bare " + key], ns["with " + key]
+        print(f"{key:<28} {b:8.0f} {w:8.0f} {w - b:8.0f} {w / b:6.2f}x")
 
     print("\n## measure() with and without the processor, ns per span")
     print(f"{'case':<40} {'without':>8} {'with':>8} {'added':>8} {'ratio':>7}")

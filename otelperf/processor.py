@@ -447,10 +447,10 @@ class BottleneckSpanProcessor(SpanProcessor):
                         self._count_missing(trace_id)
                     else:
                         root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr,arg-type]
-                        if not self._shared and self._traces.get(trace_id) is root:
-                            del self._traces[trace_id]  # the usual case of _retire, inline
-                        else:
+                        if self._shared:
                             self._retire(root)
+                        else:  # _retire's usual case: the trace's only root
+                            del self._traces[trace_id]
                         sealed = root.seal(False)
                 finally:
                     lock.release()
