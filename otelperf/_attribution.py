@@ -110,8 +110,6 @@ def attribute_fast(
     st_get = self_time.get
     included = 1
     parents = [root]
-    by_start = cstart.__getitem__
-    by_end = ends.__getitem__
     sequential = True  # no two blocking siblings overlap, anywhere in the tree
     for p in parents:  # grows while iterated: breadth-first over spans that have children
         kids = get(sids[p])
@@ -156,7 +154,7 @@ def attribute_fast(
         if ordered:
             mine.reverse()  # by end, latest first, for the walk below
         else:
-            mine.sort(key=by_start)
+            mine.sort(key=cstart.__getitem__)
             cur_s = cur_e = cstart[mine[0]]
             covered = 0
             for c in mine:
@@ -167,7 +165,7 @@ def attribute_fast(
                 elif ce > cur_e:
                     cur_e = ce
             # stable: of two that end together the one that started first comes first
-            mine.sort(key=by_end, reverse=True)
+            mine.sort(key=ends.__getitem__, reverse=True)
         self_time[names[p]] -= covered + cur_e - cur_s
         blocking[p] = mine
 
