@@ -127,10 +127,14 @@ class _Shared:
 
     __slots__ = ("owner", "roots")
 
-    def __init__(self, first: _Root) -> None:
-        first.started = [first.root_id]
-        self.owner: dict[int, _Root] = {first.root_id: first}
-        self.roots = 1  # tracked roots of the trace in flight
+    def __init__(self) -> None:
+        self.owner: dict[int, _Root] = {}
+        self.roots = 0  # tracked roots of the trace in flight
+
+    def add(self, root: _Root) -> None:
+        root.started = [root.root_id]
+        self.owner[root.root_id] = root
+        self.roots += 1
 
 
 class _Instruments:
@@ -396,10 +400,9 @@ class BottleneckSpanProcessor(SpanProcessor):
         (started earlier) stay filed under the first."""
         shared = self._shared.get(trace_id)
         if shared is None:
-            shared = self._shared[trace_id] = _Shared(first)
-        root.started = [root.root_id]
-        shared.owner[root.root_id] = root
-        shared.roots += 1
+            shared = self._shared[trace_id] = _Shared()
+            shared.add(first)
+        shared.add(root)
 
     def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
         with self._lock:
