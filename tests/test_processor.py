@@ -424,6 +424,49 @@ def test_sixteen_threads_give_exact_sums(rig: Rig):
     assert_fan_out(rig.read(), n=16 * per_thread)
 
 
+def test_threads_serving_many_roots_of_one_trace_give_exact_sums(rig: Rig):
+    # Every request is a local root under the same remote parent (one producer trace, many
+    # consumers): the trace has several roots in flight nearly all the time, so its spans are
+    # registered as they start, from 8 threads at once.
+    remote = remote_context(0xFEED, 0x1)
+    per_thread = 100
+    barrier = threading.Barrier(8)
+    tr = rig.tracer
+
+    def work() -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            t0 = i * 1000
+            root = tr.start_span("consume", context=remote, start_time=t0)
+            a = tr.start_span("A", context=trace.set_span_in_context(root), start_time=t0 + 10)
+            tr.start_span("gc", context=trace.set_span_in_context(a), start_time=t0 + 20).end(
+                t0 + 30
+            )
+            a.end(t0 + 40)
+            tr.start_span("B", context=trace.set_span_in_context(root), start_time=t0 + 50).end(
+                t0 + 90
+            )
+            root.end(t0 + 100)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s = rig.read()
+    n = 8 * per_thread
+    expected = {
+        frozenset({(N.ROOT_OPERATION, "consume"), (N.OPERATION, op)}): n * ns / 1e9
+        for op, ns in (("consume", 30), ("A", 20), ("gc", 10), ("B", 40))
+    }
+    assert family(s, N.CRITICAL_PATH) == expected
+    assert family(s, N.SELF_TIME) == expected
+    assert get(s, N.ROOTS, root_operation="consume") == n
+    assert family(s, N.DROPPED_SPANS) == {}
+    p = rig.processor
+    assert p._roots == p._traces == p._shared == {}
+
+
 def test_interleaved_asyncio_tasks_give_exact_sums(rig: Rig):
     tr = rig.tracer
 
