@@ -7,7 +7,7 @@
 """
 
 from otelperf.apis import api_call, record_api_call, record_cache, set_api_price
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError
 from otelperf.exporter import prometheus_reader
 from otelperf.instrument import Operation, measure
 from otelperf.processor import BottleneckSpanProcessor

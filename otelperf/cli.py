@@ -9,7 +9,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError, UserError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -18,10 +18,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("otelperf.rules", "generate Prometheus alerting and recording rules"),
     "dashboards": ("otelperf.dashboards", "generate the Grafana dashboards (dashboards/*.json)"),
 }
-
-
-class UserError(Exception):
-    """A mistake on the command line or in an input file: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +48,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Under ``python -m otelperf.cli`` this file runs as __main__, a second copy of the module:
-    # subcommands raise otelperf.cli.UserError, which that copy's except clause would not catch.
-    from otelperf.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from otelperf._names import DEFAULT_DURATION_BUCKETS
+from otelperf.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -24,10 +25,6 @@ DEFAULT_MAX_OPERATIONS = 1000
 DEFAULT_HEALTH_CPU_THRESHOLD = 0.8
 DEFAULT_HEALTH_MEMORY_THRESHOLD = 0.8
 DEFAULT_HEALTH_DISK_THRESHOLD = 0.9
-
-
-class ConfigError(ValueError):
-    """A setting (argument, environment variable or file key) has an invalid value."""
 
 
 _TRUE = {"1", "true", "yes", "on"}

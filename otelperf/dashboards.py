@@ -27,7 +27,7 @@ from grafanalib import core as g
 from grafanalib._gen import DashboardEncoder
 
 from otelperf import _names as N
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError
 
 # Grafana's own vocabulary (not metric names): the datasource variable every panel points at,
 # and the interval macros Grafana substitutes before it sends a query.
@@ -907,7 +907,7 @@ def run(args: argparse.Namespace) -> int:
     Exit status 0 when written or up to date, 1 when ``--check`` finds a missing, stale or
     unknown JSON file.  ``otelperf dashboards --check`` is what CI runs.
     """
-    from otelperf.cli import UserError
+    from otelperf.errors import UserError
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from otelperf.apis import api_call, record_cache, set_api_price
-from otelperf.config import ConfigError, parse_float, parse_int
+from otelperf.config import parse_float, parse_int
+from otelperf.errors import ConfigError
 from otelperf.instrument import measure
 
 ROOT = "handle_order"

@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError
 
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
 StartResponse = Callable[..., Any]

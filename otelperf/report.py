@@ -728,7 +728,7 @@ def from_registry(
 
 
 def _error(message: str) -> Exception:
-    from otelperf.cli import UserError
+    from otelperf.errors import UserError
 
     return UserError(message)
 

@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 from otelperf import _names as n
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError
+from otelperf.thresholds import OPERATION_OVERRIDABLE, RATIOS, Thresholds
 
 RECORDING_FILE = "recording.yml"
 ALERTS_FILE = "alerts.yml"
@@ -76,48 +77,6 @@ DEFAULT_FOR: dict[str, str] = {
     "OtelperfSpansDropped": "5m",
     "OtelperfMetricsCardinalityOverflow": "5m",
 }
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Alert thresholds; ratios are 0..1, durations seconds, memory bytes, money US dollars."""
-
-    operation_error_ratio_warning: float = 0.05
-    operation_error_ratio_critical: float = 0.10
-    operation_slow_p95_seconds: float = 5.0
-    latency_regression_factor: float = 1.5
-    latency_regression_min_requests_per_hour: float = 100.0
-    latency_anomaly_stddevs: float = 3.0
-    # A flat history has a standard deviation near zero; without this floor any jitter would fire.
-    latency_anomaly_min_factor: float = 1.2
-    throughput_min_items_per_second: float = 1000.0
-    bottleneck_dominant_share: float = 0.5
-    bottleneck_shift_share: float = 0.2
-    cache_hit_ratio_min: float = 0.6
-    cache_min_lookups_per_minute: float = 1.0
-    api_error_ratio: float = 0.05
-    api_min_calls_per_minute: float = 1.0
-    api_daily_budget_usd: float = 100.0
-    process_memory_bytes: float = 1073741824.0
-    host_cpu_utilization: float = 0.8
-    host_memory_utilization: float = 0.8
-    disk_utilization: float = 0.9
-    # Only predict "full within 24h" on a disk already this full: an emptyish disk's trend is noise.
-    disk_predict_min_utilization: float = 0.5
-
-
-# Thresholds a per-operation override may change (they are the operation-scoped ones).
-OPERATION_OVERRIDABLE = (
-    "operation_error_ratio_warning",
-    "operation_error_ratio_critical",
-    "operation_slow_p95_seconds",
-    "throughput_min_items_per_second",
-)
-_RATIOS = {
-    "operation_error_ratio_warning", "operation_error_ratio_critical", "bottleneck_dominant_share",
-    "bottleneck_shift_share", "cache_hit_ratio_min", "api_error_ratio", "host_cpu_utilization",
-    "host_memory_utilization", "disk_utilization", "disk_predict_min_utilization",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -268,7 +227,7 @@ def _config_from_mapping(data: object) -> RulesConfig:
         for k, v in th.items():
             if k not in names:
                 raise _unknown("thresholds", k, names)
-            values[k] = _number(v, f"thresholds.{k}", ratio=k in _RATIOS)
+            values[k] = _number(v, f"thresholds.{k}", ratio=k in RATIOS)
         cfg = replace(cfg, thresholds=replace(cfg.thresholds, **values))
     if "for" in top:
         durations = dict(DEFAULT_FOR)
@@ -286,7 +245,7 @@ def _config_from_mapping(data: object) -> RulesConfig:
             for k, v in _mapping(overrides, f"operations.{op}").items():
                 if k not in OPERATION_OVERRIDABLE:
                     raise _unknown(f"operations.{op}", k, list(OPERATION_OVERRIDABLE))
-                ops[op][k] = _number(v, f"operations.{op}.{k}", ratio=k in _RATIOS)
+                ops[op][k] = _number(v, f"operations.{op}.{k}", ratio=k in RATIOS)
         cfg = replace(cfg, operations=ops)
     return cfg
 

@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from otelperf import _names as N
 from otelperf import instrument
-from otelperf.config import ConfigError, Settings, resolve
+from otelperf.config import Settings, resolve
+from otelperf.errors import ConfigError
 from otelperf.exporter import MetricsServer, prometheus_reader
 from otelperf.resources import HealthThresholds, ResourceMonitor
 

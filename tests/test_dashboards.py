@@ -19,7 +19,7 @@ import yaml
 from otelperf import _names as N
 from otelperf import dashboards as D
 from otelperf.cli import main
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 BUILTIN_VARS = {"__rate_interval", "__interval", "__range", "__interval_ms", "__range_s"}

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import otelperf
-from otelperf.config import ConfigError, parse_bytes, resolve
+from otelperf.config import parse_bytes, resolve
+from otelperf.errors import ConfigError
 from otelperf.resources import HealthThresholds, Probes, Readings, evaluate, filesystems
 from tests.scrape import get
 

@@ -16,7 +16,7 @@ import yaml
 import otelperf.rules as rules
 from otelperf import _names
 from otelperf.cli import main
-from otelperf.config import ConfigError
+from otelperf.errors import ConfigError
 from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
