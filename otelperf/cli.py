@@ -15,7 +15,10 @@ from otelperf.errors import ConfigError, UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("otelperf.demo", "run a simulated service that serves /metrics"),
     "report": ("otelperf.report", "summarise performance from /metrics or Prometheus"),
-    "rules": ("otelperf.rules", "generate Prometheus alerting and recording rules"),
+    "rules": (
+        "otelperf.generate.rules.command",
+        "generate Prometheus alerting and recording rules",
+    ),
     "dashboards": ("otelperf.dashboards", "generate the Grafana dashboards (dashboards/*.json)"),
 }
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-import otelperf.rules as rules
+import otelperf.generate.rules as rules
 from otelperf import _names
 from otelperf.cli import main
 from otelperf.errors import ConfigError
@@ -470,7 +470,7 @@ def test_every_alert_has_a_runbook_section_with_the_three_parts() -> None:
 def test_alerting_doc_lists_every_key_and_alert() -> None:
     doc = (ROOT / "docs" / "alerting.md").read_text(encoding="utf-8")
     for f in dataclasses.fields(rules.Thresholds):
-        assert f"| `{f.name}` | `{rules._num(f.default)}`" in doc, f.name
+        assert f"| `{f.name}` | `{rules.number(f.default)}`" in doc, f.name
     for f in dataclasses.fields(rules.RulesConfig):
         key = f.name.rstrip("_")
         assert f"| `{key}" in doc, key
