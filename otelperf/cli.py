@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "otelperf.generate.rules.command",
         "generate Prometheus alerting and recording rules",
     ),
-    "dashboards": ("otelperf.dashboards", "generate the Grafana dashboards (dashboards/*.json)"),
+    "dashboards": (
+        "otelperf.generate.dashboards.command",
+        "generate the Grafana dashboards (dashboards/*.json)",
+    ),
 }
 
 

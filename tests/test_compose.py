@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from otelperf import dashboards as D
+import otelperf.generate.dashboards as D
 from tests.conftest import require_binary
 
 REPO = Path(__file__).resolve().parent.parent

@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
+import otelperf.generate.dashboards as D
 from otelperf import _names as N
-from otelperf import dashboards as D
 from otelperf import demo
 from tests.conftest import require_binary
 from tests.test_dashboards import generated, panels, used_variables, variables

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+import otelperf.generate.dashboards as D
 from otelperf import _names as N
-from otelperf import dashboards as D
 from otelperf.cli import main
 from otelperf.errors import ConfigError
 
