@@ -88,12 +88,27 @@ def test_severities_and_for_durations_are_the_documented_defaults() -> None:
             ("OtelperfHostCpuHigh", "warning", "10m"),
             ("OtelperfHostMemoryHigh", "warning", "10m"),
             ("OtelperfDiskAlmostFull", "critical", "10m"),
-            ("OtelperfDiskAlmostFull", "warning", "10m"),
+            ("OtelperfDiskAlmostFull", "warning", "1h"),
             ("OtelperfTargetDown", "critical", "2m"),
             ("OtelperfSpansDropped", "warning", "5m"),
             ("OtelperfMetricsCardinalityOverflow", "warning", "5m"),
         ]
     )
+
+
+def test_the_two_disk_almost_full_rules_have_their_own_for() -> None:
+    """The 6 h predict_linear warning waits longer than the 90 % critical; a config's
+    for.OtelperfDiskAlmostFull still sets both."""
+
+    def disk(cfg: Any = None) -> dict[str, str]:
+        files = rules.build_rules(cfg)
+        rs = [a for a in _alert_rules(files) if a["alert"] == "OtelperfDiskAlmostFull"]
+        return {a["labels"]["severity"]: a["for"] for a in rs}
+
+    assert disk() == {"critical": "10m", "warning": "1h"}
+    assert rules.DEFAULT_FOR["OtelperfDiskAlmostFull"] == "10m"
+    overridden = rules.config_from_mapping({"for": {"OtelperfDiskAlmostFull": "20m"}})
+    assert disk(overridden) == {"critical": "20m", "warning": "20m"}
 
 
 def test_recording_rules_are_exactly_the_name_table_ones() -> None:

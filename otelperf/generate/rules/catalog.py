@@ -34,8 +34,9 @@ _DEFAULT_SPECS = alert_specs(RuleContext())
 # Every alert name, in the order the rules file lists them (the names are a contract).
 ALERT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(a.name for a in _DEFAULT_SPECS))
 
-# Alert name -> the default ``for`` of its first rule; the key set is what a config's ``for``
-# table accepts.
+# Alert name -> the default ``for`` of its first rule (OtelperfDiskAlmostFull: the critical
+# one; its predicted-full warning has its own 1h); the key set is what a config's ``for`` table
+# accepts, and a value set there applies to every rule of the name.
 DEFAULT_FOR: dict[str, str] = {
     name: next(a.for_ for a in _DEFAULT_SPECS if a.name == name) for name in ALERT_NAMES
 }
