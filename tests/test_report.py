@@ -33,7 +33,7 @@ from otelperf.report import (
     resource_limits,
     totals_from_families,
 )
-from otelperf.report_prometheus import parse_time, parse_window, window_seconds
+from otelperf.report.sources.prometheus import parse_time, parse_window, window_seconds
 from tests.conftest import require_binary
 
 INF = math.inf

@@ -5,7 +5,8 @@ Each figure is one instant query at the end of the window: counters as
 ``histogram_quantile(q, sum by (le, operation) (increase(name_bucket[window])))``, so the
 report shows what a Grafana panel over the same window shows.  Resource gauges are the
 window's highest value (``max_over_time``), the worst moment being what a health check cares
-about.  The results fill the same :class:`otelperf.report.Totals` a scrape does.
+about.  The results fill the same :class:`~otelperf.report.model.Totals` a scrape does,
+through the same :data:`~otelperf.report.sources.series.SERIES` rows.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from otelperf import _names as N
-from otelperf.report import (
-    RESOURCE_METRICS,
-    OperationFigures,
-    Totals,
-    _error,
-    _reason,
-)
+from otelperf.errors import UserError
+from otelperf.report.model import RESOURCE_METRICS, Totals
+from otelperf.report.sources.endpoint import reason
+from otelperf.report.sources.series import BUCKETS, SERIES
 
 QUANTILES = (0.5, 0.95, 0.99)
 _DURATION = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?$")
@@ -44,7 +42,9 @@ def parse_window(text: str) -> str:
     """
     t = str(text).strip()
     if not t or not _DURATION.match(t) or window_seconds(t) <= 0:
-        raise _error(f"--window={text!r} is not a Prometheus duration like 30m, 1h, 7d or 1500ms")
+        raise UserError(
+            f"--window={text!r} is not a Prometheus duration like 30m, 1h, 7d or 1500ms"
+        )
     return t
 
 
@@ -62,9 +62,9 @@ def parse_time(text: str) -> float:
         try:
             x = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
         except ValueError:
-            raise _error(f"--at={text!r} is neither Unix seconds nor an RFC 3339 time") from None
+            raise UserError(f"--at={text!r} is neither Unix seconds nor an RFC 3339 time") from None
     if not math.isfinite(x) or x < 0:
-        raise _error(f"--at={text!r} is not a valid time")
+        raise UserError(f"--at={text!r} is not a valid time")
     return x
 
 
@@ -80,7 +80,7 @@ class PrometheusClient:
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         if not base_url.startswith(("http://", "https://")):
-            raise _error(f"--prometheus={base_url!r} is not an http:// or https:// URL")
+            raise UserError(f"--prometheus={base_url!r} is not an http:// or https:// URL")
         self.base = base_url.rstrip("/")
         self.timeout = timeout
 
@@ -98,34 +98,36 @@ class PrometheusClient:
             raw = exc.read()
             doc = _json(raw)
             if doc is not None and doc.get("status") == "error":
-                raise _error(
+                raise UserError(
                     f"Prometheus at {self.base} rejected a query ({doc.get('errorType', 'error')}"
                     f": {doc.get('error', '')}); query was: {promql}"
                 ) from None
-            raise _error(
+            raise UserError(
                 f"--prometheus {self.base} answered HTTP {exc.code} {exc.reason} on "
                 "/api/v1/query (is it a Prometheus server?)"
             ) from None
         except urllib.error.URLError as exc:
-            raise _error(f"cannot reach --prometheus {self.base}: {_reason(exc.reason)}") from None
+            raise UserError(
+                f"cannot reach --prometheus {self.base}: {reason(exc.reason)}"
+            ) from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            raise _error(f"cannot reach --prometheus {self.base}: {_reason(exc)}") from None
+            raise UserError(f"cannot reach --prometheus {self.base}: {reason(exc)}") from None
         doc = _json(raw)
         if doc is None or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):
-            raise _error(
+            raise UserError(
                 f"--prometheus {self.base} did not answer like a Prometheus server on "
                 "/api/v1/query (no JSON with status success)"
             )
         data = doc["data"]
         if data.get("resultType") != "vector":
-            raise _error(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
+            raise UserError(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
                          f"an instant query: {promql}")  # fmt: skip
         out = []
         for item in data.get("result", []):
             try:
                 out.append((dict(item["metric"]), float(item["value"][1])))
             except (KeyError, IndexError, TypeError, ValueError):
-                raise _error(f"Prometheus at {self.base} returned a malformed sample") from None
+                raise UserError(f"Prometheus at {self.base} returned a malformed sample") from None
         return out
 
 
@@ -138,31 +140,19 @@ def _json(raw: bytes) -> dict[str, Any] | None:
 
 
 def queries(window: str, job: str | None) -> dict[str, str]:
-    """The PromQL of every figure, by a short key (pure; tests and docs show them)."""
+    """The PromQL of every figure, by a short key (pure; tests and docs show them).
+
+    >>> queries("1h", "api")["items"]
+    'sum by (operation) (increase(otelperf_operation_items_total{job="api"}[1h]))'
+    """
     sel = _selector(job)
-    d = N.OPERATION_DURATION.prom
 
     def inc(name: str, by: tuple[str, ...]) -> str:
         return f"sum by ({', '.join(by)}) (increase({name}{sel}[{window}]))"
 
-    q = {
-        "calls": inc(d + "_count", (N.OPERATION, N.OUTCOME, N.ERROR_TYPE)),
-        "duration_sum": inc(d + "_sum", (N.OPERATION,)),
-        "items": inc(N.OPERATION_ITEMS.prom, (N.OPERATION,)),
-        "bytes": inc(N.OPERATION_BYTES.prom, (N.OPERATION,)),
-        "cpu": inc(N.OPERATION_CPU.prom, (N.OPERATION,)),
-        "critical_path": inc(N.CRITICAL_PATH.prom, (N.ROOT_OPERATION, N.OPERATION)),
-        "self_time": inc(N.SELF_TIME.prom, (N.ROOT_OPERATION, N.OPERATION)),
-        "root_duration": inc(N.ROOT_DURATION.prom, (N.ROOT_OPERATION,)),
-        "cache": inc(N.CACHE_REQUESTS.prom, (N.CACHE, N.RESULT)),
-        "api_calls": inc(N.API_CALLS.prom, (N.API, N.MODEL, N.OUTCOME)),
-        "api_tokens": inc(N.API_TOKENS.prom, (N.API, N.MODEL, N.TOKEN_TYPE)),
-        "api_cost": inc(N.API_COST.prom, (N.API, N.MODEL)),
-    }
+    q = {s.key: inc(s.sample, s.labels) for s in SERIES}
     for quant in QUANTILES:
-        q[f"p{quant:g}"] = (
-            f"histogram_quantile({quant:g}, {inc(d + '_bucket', ('le', N.OPERATION))})"
-        )
+        q[f"p{quant:g}"] = f"histogram_quantile({quant:g}, {inc(BUCKETS.sample, BUCKETS.labels)})"
     for m in RESOURCE_METRICS:
         by = ", ".join(m.labels)
         q["resource:" + m.prom] = f"max by ({by}) (max_over_time({m.prom}{sel}[{window}]))"
@@ -176,67 +166,51 @@ def totals_from_prometheus(
     client = PrometheusClient(base_url, timeout)
     q = queries(window, job)
     t = Totals()
-
-    def op(name: str) -> OperationFigures:
-        return t.op(name)
-
-    for lab, v in client.query(q["calls"], at):
-        name = lab.get(N.OPERATION)
-        if name is None or v <= 0:
-            continue
-        f = op(name)
-        f.calls += v
-        if lab.get(N.OUTCOME) == N.OUTCOME_ERROR:
-            f.errors += v
-            et = lab.get(N.ERROR_TYPE, "")
-            f.error_types[et] = f.error_types.get(et, 0.0) + v
-    active = set(t.operations)  # operations that ran in the window
-    for key, attr in (("duration_sum", "duration_sum"), ("items", "items"), ("bytes", "bytes")):
-        for lab, v in client.query(q[key], at):
-            name = lab.get(N.OPERATION)
-            if name is not None and (name in active or (attr != "duration_sum" and v > 0)):
-                setattr(op(name), attr, getattr(op(name), attr) + v)
-    for lab, v in client.query(q["cpu"], at):
-        name = lab.get(N.OPERATION)
-        if name is not None and name in active:
-            f = op(name)
-            f.cpu_seconds = (f.cpu_seconds or 0.0) + v
+    for series in SERIES:
+        for lab, v in client.query(q[series.key], at):
+            if not math.isnan(v):
+                series.add(t, lab, v)
+    keep_what_moved(t)
     for quant in QUANTILES:
         for lab, v in client.query(q[f"p{quant:g}"], at):
-            name = lab.get(N.OPERATION)
-            if name is not None and name in active:
-                f = op(name)
+            f = t.operations.get(lab.get(N.OPERATION, ""))
+            if f is not None and f.calls > 0:
                 if f.quantiles is None:
                     f.quantiles = {}
                 f.quantiles[quant] = v
-
-    def pairs(key: str, *labels: str) -> dict[Any, float]:
-        out: dict[Any, float] = {}
-        for lab, v in client.query(q[key], at):
-            k = tuple(lab.get(x, "") for x in labels)
-            out[k if len(k) > 1 else k[0]] = v
-        return out
-
-    t.critical_path = pairs("critical_path", N.ROOT_OPERATION, N.OPERATION)
-    t.self_time = pairs("self_time", N.ROOT_OPERATION, N.OPERATION)
-    t.root_duration = pairs("root_duration", N.ROOT_OPERATION)
-    t.cache_requests = {k: v for k, v in pairs("cache", N.CACHE, N.RESULT).items() if v > 0}
-    t.api_calls = pairs("api_calls", N.API, N.MODEL, N.OUTCOME)
-    t.api_tokens = pairs("api_tokens", N.API, N.MODEL, N.TOKEN_TYPE)
-    t.api_cost = pairs("api_cost", N.API, N.MODEL)
-    # Keep only what moved in the window: increase() is 0 for series that merely exist.
-    used = {(a, m) for (a, m, _), v in t.api_calls.items() if v > 0}
-    t.api_calls = {k: v for k, v in t.api_calls.items() if (k[0], k[1]) in used}
-    t.api_tokens = {k: v for k, v in t.api_tokens.items() if (k[0], k[1]) in used}
-    t.api_cost = {k: v for k, v in t.api_cost.items() if k in used}
     for m in RESOURCE_METRICS:
         for lab, v in client.query(q["resource:" + m.prom], at):
             t.resources.setdefault(m.prom, []).append(({k: lab.get(k, "") for k in m.labels}, v))
     if t.empty():
         where = f"job={job!r}" if job is not None else "any job"
-        raise _error(
+        raise UserError(
             f"Prometheus at {client.base} has no otelperf metrics for {where} in the {window} "
             f"before {datetime.fromtimestamp(at).astimezone().isoformat(timespec='seconds')} "
             "(check --job, --window and that Prometheus scrapes the service)"
         )
     return t
+
+
+def keep_what_moved(t: Totals) -> None:
+    """Drop what did not move in the window: ``increase()`` is 0 for series that merely exist.
+
+    An operation ran if it has calls; one without calls stays only for its items or bytes
+    (with no duration or CPU).  Caches stay if looked up; APIs if called.
+
+    >>> t = Totals(cache_requests={("s", "hit"): 0.0, ("s", "miss"): 2.0})
+    >>> keep_what_moved(t); t.cache_requests
+    {('s', 'miss'): 2.0}
+    """
+    for name, f in list(t.operations.items()):
+        f.error_types = {k: v for k, v in f.error_types.items() if v > 0}
+        if f.calls > 0:
+            continue
+        if f.items > 0 or f.bytes > 0:
+            f.duration_sum, f.cpu_seconds = 0.0, None
+        else:
+            del t.operations[name]
+    t.cache_requests = {k: v for k, v in t.cache_requests.items() if v > 0}
+    used = {(a, m) for (a, m, _), v in t.api_calls.items() if v > 0}
+    t.api_calls = {k: v for k, v in t.api_calls.items() if (k[0], k[1]) in used}
+    t.api_tokens = {k: v for k, v in t.api_tokens.items() if (k[0], k[1]) in used}
+    t.api_cost = {k: v for k, v in t.api_cost.items() if k in used}
