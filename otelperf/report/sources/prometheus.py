@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,14 +22,14 @@ from typing import Any
 
 from otelperf import _names as N
 from otelperf.errors import UserError
+from otelperf.generate import promql as P
+from otelperf.generate.promql import duration_seconds as window_seconds
+from otelperf.generate.promql import is_duration
 from otelperf.report.model import RESOURCE_METRICS, Totals
 from otelperf.report.sources.endpoint import reason
-from otelperf.report.sources.series import BUCKETS, SERIES
+from otelperf.report.sources.series import BUCKETS, SERIES, Series
 
 QUANTILES = (0.5, 0.95, 0.99)
-_DURATION = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?$")
-_UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1,
-                 "ms": 0.001}  # fmt: skip
 
 
 def parse_window(text: str) -> str:
@@ -41,16 +40,11 @@ def parse_window(text: str) -> str:
     '1h30m'
     """
     t = str(text).strip()
-    if not t or not _DURATION.match(t) or window_seconds(t) <= 0:
+    if not is_duration(t) or window_seconds(t) <= 0:
         raise UserError(
             f"--window={text!r} is not a Prometheus duration like 30m, 1h, 7d or 1500ms"
         )
     return t
-
-
-def window_seconds(window: str) -> float:
-    """Seconds in a Prometheus duration string."""
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", window))
 
 
 def parse_time(text: str) -> float:
@@ -66,13 +60,6 @@ def parse_time(text: str) -> float:
     if not math.isfinite(x) or x < 0:
         raise UserError(f"--at={text!r} is not a valid time")
     return x
-
-
-def _selector(job: str | None) -> str:
-    if job is None:
-        return ""
-    escaped = job.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{{{N.JOB}="{escaped}"}}'
 
 
 class PrometheusClient:
@@ -145,17 +132,18 @@ def queries(window: str, job: str | None) -> dict[str, str]:
     >>> queries("1h", "api")["items"]
     'sum by (operation) (increase(otelperf_operation_items_total{job="api"}[1h]))'
     """
-    sel = _selector(job)
+    job_matcher = P.eq(N.JOB, job) if job is not None else ""
 
-    def inc(name: str, by: tuple[str, ...]) -> str:
-        return f"sum by ({', '.join(by)}) (increase({name}{sel}[{window}]))"
+    def inc(s: Series) -> str:
+        return P.sum_by(s.labels, P.increase(P.selector(s.sample, job_matcher), window))
 
-    q = {s.key: inc(s.sample, s.labels) for s in SERIES}
+    q = {s.key: inc(s) for s in SERIES}
     for quant in QUANTILES:
-        q[f"p{quant:g}"] = f"histogram_quantile({quant:g}, {inc(BUCKETS.sample, BUCKETS.labels)})"
+        q[f"p{quant:g}"] = P.histogram_quantile(quant, inc(BUCKETS))
     for m in RESOURCE_METRICS:
-        by = ", ".join(m.labels)
-        q["resource:" + m.prom] = f"max by ({by}) (max_over_time({m.prom}{sel}[{window}]))"
+        # "max by ()" even without labels (not "max (...)"): the queries stay as documented.
+        peak = P.over_time("max", P.selector(m.prom, job_matcher), window)
+        q["resource:" + m.prom] = f"max by {P.label_list(*m.labels)} ({peak})"
     return q
 
 
