@@ -1,9 +1,10 @@
 """The report's data: figures a source collects (:class:`Totals`), the rows and findings
 built from them, and :class:`Report` with its JSON contract (docs/report.md).
 
-Nothing here does I/O or imports a layer above the report: sources fill :class:`Totals`,
-:func:`otelperf.report.build.build_report` turns them into a :class:`Report`, and
-:mod:`otelperf.report.rendering` draws it.  Quantiles are interpolated from the buckets the way
+Nothing here does I/O, and it imports only the base modules (``_names``, ``config``): sources
+fill :class:`Totals`, :func:`otelperf.report.build.build_report` turns them into a
+:class:`Report`, and :mod:`otelperf.report.rendering` draws it (``to_text``/``to_csv`` call it
+when used).  Quantiles are interpolated from the buckets the way
 Prometheus's histogram_quantile() does, so the report and a Grafana panel agree.
 """
 
@@ -158,7 +159,7 @@ class Totals:
         )  # fmt: skip
 
 
-# --- the report ------------------------------------------------------------------------------
+# --- rows, findings and the report ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
