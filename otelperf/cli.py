@@ -14,7 +14,7 @@ from otelperf.errors import ConfigError, UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("otelperf.demo", "run a simulated service that serves /metrics"),
-    "report": ("otelperf.report", "summarise performance from /metrics or Prometheus"),
+    "report": ("otelperf.report.command", "summarise performance from /metrics or Prometheus"),
     "rules": (
         "otelperf.generate.rules.command",
         "generate Prometheus alerting and recording rules",

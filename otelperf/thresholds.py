@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Alert thresholds; ratios are 0..1, durations seconds, memory bytes, money US dollars."""
+    """Alert and report thresholds: ratios 0..1, durations seconds, memory bytes, money USD."""
 
     operation_error_ratio_warning: float = 0.05
     operation_error_ratio_critical: float = 0.10
@@ -38,6 +38,14 @@ class Thresholds:
     disk_utilization: float = 0.9
     # Only predict "full within 24h" on a disk already this full: an emptyish disk's trend is noise.
     disk_predict_min_utilization: float = 0.5
+    # The three below drive ``otelperf report`` only (no alert reads them); a rules config sets
+    # them like any other threshold, so one file tunes the alerts and the report together.
+    # A stage over this share of its root's critical path is a bottleneck warning.
+    bottleneck_stage_share: float = 0.2
+    # CPU seconds per wall second at or above which a bottleneck is CPU-bound (else "waiting").
+    cpu_bound_ratio: float = 0.5
+    # A model with at least this share of the API bill gets the "cheaper model" recommendation.
+    api_expensive_model_share: float = 0.5
 
 
 # Thresholds a per-operation override may change (they are the operation-scoped ones).
@@ -51,4 +59,5 @@ RATIOS = {
     "operation_error_ratio_warning", "operation_error_ratio_critical", "bottleneck_dominant_share",
     "bottleneck_shift_share", "cache_hit_ratio_min", "api_error_ratio", "host_cpu_utilization",
     "host_memory_utilization", "disk_utilization", "disk_predict_min_utilization",
+    "bottleneck_stage_share", "cpu_bound_ratio", "api_expensive_model_share",
 }  # fmt: skip

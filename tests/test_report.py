@@ -33,7 +33,7 @@ from otelperf.report import (
     resource_limits,
     totals_from_families,
 )
-from otelperf.report_prometheus import parse_time, parse_window, window_seconds
+from otelperf.report.sources.prometheus import parse_time, parse_window, window_seconds
 from tests.conftest import require_binary
 
 INF = math.inf
@@ -237,7 +237,7 @@ def test_rules_on_hand_written_figures():
         "vision model small costs $0.6, 60.0 % of the API bill, $0.2 per call: send simple "
         "requests to a cheaper model, cache responses to repeated prompts, and trim long prompts."
     )
-    # resize: 40000 items in 4 s = 10000/s, above MIN_ITEMS_PER_SECOND: no throughput advice.
+    # resize: 40000 items in 4 s = 10000/s, over throughput_min_items_per_second: no advice.
     assert not any(k == "throughput" for k, _ in recs)
 
 

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 import otelperf
 from otelperf import apis
 from otelperf.cli import main
-from otelperf.report_prometheus import queries
+from otelperf.report.sources.prometheus import queries
 from tests.conftest import require_binary
 from tests.test_report_cli import (
     BOTTLENECKS,

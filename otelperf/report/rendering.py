@@ -1,4 +1,6 @@
-"""The report as terminal text: tabulate tables that fit the width, colours on request.
+"""The report drawn: terminal text (tabulate tables that fit the width, colours on request),
+CSV tables, and the demo's live summary.  The JSON contract is the model's own
+(:meth:`~otelperf.report.model.Report.to_dict`).
 
 tabulate (already a dependency) is used rather than rich: it is one small pure-Python module
 with no dependencies of its own, it right-aligns numbers and measures ANSI-coloured cells by
@@ -8,13 +10,17 @@ honoured) so the output is byte-for-byte predictable in tests and pipes.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+import textwrap
+import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabulate import tabulate
 
-if TYPE_CHECKING:
-    from otelperf.report import Report
+from otelperf.report.model import TEXT_WIDTH, Report
 
 _RESET = "\033[0m"
 _RED = "\033[31m"
@@ -77,8 +83,6 @@ def _shorten(name: str, width: int) -> str:
 
 
 def _visible_width(text: str) -> int:
-    import re
-
     return max((len(re.sub(r"\033\[[0-9;]*m", "", line)) for line in text.splitlines()), default=0)
 
 
@@ -104,9 +108,10 @@ def fit_table(
 
 def render(report: Report, *, color: bool, width: int) -> str:
     """The whole report as text (see Report.to_text)."""
-    from otelperf.report import BOTTLENECK_SHARE, CACHE_HIT_RATIO, ERROR_RATIO, wrap
-
     paint = _painter(color)
+    # Figures are painted where the findings flagged them, so the colours follow the same
+    # thresholds as the warnings (a rules config's included) without knowing them here.
+    flagged = {(w.kind, w.subject) for w in report.warnings}
     parts = [wrap(paint("otelperf report", _BOLD) + " — " + report.source.describe(), width, "")]
 
     def section(title: str, body: str) -> None:
@@ -118,7 +123,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
         rows = []
         for r in report.operations:
             err = fmt_pct(r.error_ratio) if r.calls else "-"
-            if r.error_ratio > ERROR_RATIO:
+            if ("error_ratio", r.operation) in flagged:
                 err = paint(err, _RED)
             rows.append([
                 r.operation, fmt_count(r.calls), err, fmt_ms(r.p50_seconds),
@@ -136,7 +141,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
         rows = []
         for b in report.bottlenecks:
             share = fmt_pct(b.share)
-            if b.operation != b.root_operation and b.share > BOTTLENECK_SHARE:
+            if ("bottleneck", f"{b.root_operation} > {b.operation}") in flagged:
                 share = paint(share, _YELLOW)
             rows.append([f"{b.root_operation} > {b.operation}", share, fmt_pct(b.self_share)])
         section("Where the time goes (% of each root's duration)", fit_table(
@@ -147,7 +152,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
         rows = []
         for c in report.caches:
             ratio = fmt_pct(c.hit_ratio)
-            if c.hit_ratio is not None and c.hit_ratio < CACHE_HIT_RATIO:
+            if ("cache_hit_ratio", c.cache) in flagged:
                 ratio = paint(ratio, _RED)
             rows.append([c.cache, fmt_count(c.hits), fmt_count(c.misses), ratio])
         section("Caches", fit_table(["cache", "hits", "misses", "hit %"], rows, width,
@@ -211,3 +216,47 @@ def live_summary(report: Report, rates: dict[str, float], *, width: int) -> str:
     for c in report.caches:
         lines.append(f"cache {c.cache}: hit ratio {fmt_pct(c.hit_ratio)} %")
     return "\n".join(lines)
+
+
+def to_csv(report: Report, table: str = "operations") -> str:
+    """One table of :meth:`Report.tables` as CSV (header first, ``\\n`` line ends, empty
+    cells for null, floats as ``repr`` so they read back exactly)."""
+    header, rows = report.tables()[table]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow(["" if v is None else _csv_value(v) for v in row])
+    return buf.getvalue()
+
+
+def _csv_value(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+class LiveSummary:
+    """Rates between two calls plus since-start figures, for the demo's periodic summary."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._last_t = time.monotonic()
+
+    def render(self, telemetry: Any, width: int = TEXT_WIDTH) -> str:
+        """The summary of ``telemetry.report()``; rates are per second since the last call."""
+        now = time.monotonic()
+        report = telemetry.report()
+        dt = max(now - self._last_t, 1e-9)
+        rates = {
+            r.operation: max(r.calls - self._last.get(r.operation, 0.0), 0.0) / dt
+            for r in report.operations
+        }
+        self._last = {r.operation: r.calls for r in report.operations}
+        self._last_t = now
+        return live_summary(report, rates, width=width)
+
+
+def wrap(text: str, width: int, indent: str) -> str:
+    """``textwrap.fill`` that keeps names and URLs whole (no breaks at hyphens or in words)."""
+    return textwrap.fill(text, width=width, initial_indent=indent,
+                         subsequent_indent=" " * len(indent), break_on_hyphens=False,
+                         break_long_words=False)  # fmt: skip

@@ -1,0 +1,154 @@
+"""Totals to a :class:`Report`: the rows of each table, sorted, and the findings (pure, no I/O).
+
+Every source (a registry, a scraped /metrics page, a Prometheus window) ends here, so the
+report reads the same whichever way its figures came.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from otelperf import _names as N
+from otelperf.report.findings import findings
+from otelperf.report.model import (
+    DEFAULT_RESOURCE_LIMITS,
+    RESOURCE_METRICS,
+    ApiRow,
+    BottleneckRow,
+    CacheRow,
+    OperationRow,
+    Report,
+    Source,
+    Totals,
+)
+from otelperf.thresholds import Thresholds
+
+
+def _none_if_nan(x: float) -> float | None:
+    """A quantile as a figure: NaN (no observations) and +-Inf (q outside 0..1 from
+    Prometheus) are "no figure"."""
+    return x if math.isfinite(x) else None
+
+
+def build_report(
+    totals: Totals,
+    source: Source | None = None,
+    *,
+    top: int | None = None,
+    resource_limits: Mapping[str, float] | None = None,
+    thresholds: Thresholds | None = None,
+) -> Report:
+    """Rows, warnings and recommendations from totals (pure; ``top`` limits each table).
+
+    ``resource_limits`` are the health thresholds per gauge (default: the defaults);
+    ``thresholds`` judge the rest (default ``Thresholds()``, or a rules config's).
+
+    >>> t = Totals(cache_requests={("sessions", "hit"): 3.0, ("sessions", "miss"): 1.0})
+    >>> build_report(t).caches[0].hit_ratio
+    0.75
+    """
+    source = source or Source("process")
+    limits = dict(DEFAULT_RESOURCE_LIMITS if resource_limits is None else resource_limits)
+
+    ops: list[OperationRow] = []
+    for name, f in totals.operations.items():
+        if f.calls <= 0 and not f.items and not f.bytes:
+            continue
+        cpu_ratio = (
+            f.cpu_seconds / f.duration_sum
+            if f.cpu_seconds is not None and f.duration_sum > 0
+            else None
+        )
+        ops.append(
+            OperationRow(
+                operation=name,
+                calls=f.calls,
+                errors=f.errors,
+                error_ratio=f.error_ratio,
+                p50_seconds=_none_if_nan(f.quantile(0.5)),
+                p95_seconds=_none_if_nan(f.quantile(0.95)),
+                p99_seconds=_none_if_nan(f.quantile(0.99)),
+                items=f.items,
+                bytes=f.bytes,
+                cpu_ratio=cpu_ratio,
+                duration_sum=f.duration_sum,
+            )
+        )
+    # Where the time went first: total time spent, then name for a stable order.
+    ops.sort(key=lambda r: (-r.duration_sum, r.operation))
+
+    bottlenecks: list[BottleneckRow] = []
+    roots = sorted(
+        (r for r, d in totals.root_duration.items() if d > 0),
+        key=lambda r: (-totals.root_duration[r], r),
+    )
+    per_root: dict[str, list[BottleneckRow]] = {}
+    for root in roots:
+        rd = totals.root_duration[root]
+        names = {op for (r, op) in totals.critical_path if r == root}
+        names |= {op for (r, op) in totals.self_time if r == root}
+        rows = [
+            BottleneckRow(
+                root,
+                op,
+                totals.critical_path.get((root, op), 0.0) / rd,
+                totals.self_time.get((root, op), 0.0) / rd,
+            )
+            for op in names
+        ]
+        rows.sort(key=lambda b: (-b.share, -b.self_share, b.operation))
+        per_root[root] = rows
+        bottlenecks.extend(rows[:top] if top else rows)
+
+    cache_names = sorted({c for c, _ in totals.cache_requests})
+    caches = []
+    for c in cache_names:
+        hits = totals.cache_requests.get((c, N.RESULT_HIT), 0.0)
+        misses = totals.cache_requests.get((c, N.RESULT_MISS), 0.0)
+        caches.append(CacheRow(c, hits, misses, hits / (hits + misses) if hits + misses else None))
+
+    api_keys = {(a, m) for a, m, _ in totals.api_calls} | {(a, m) for a, m, _ in totals.api_tokens}
+    api_keys |= set(totals.api_cost)
+    apis = []
+    for a, m in api_keys:
+        calls = sum(v for (a2, m2, _), v in totals.api_calls.items() if (a2, m2) == (a, m))
+        apis.append(
+            ApiRow(
+                api=a,
+                model=m,
+                calls=calls,
+                errors=totals.api_calls.get((a, m, N.OUTCOME_ERROR), 0.0),
+                input_tokens=totals.api_tokens.get((a, m, N.TOKEN_INPUT), 0.0),
+                output_tokens=totals.api_tokens.get((a, m, N.TOKEN_OUTPUT), 0.0),
+                cost_usd=totals.api_cost.get((a, m), 0.0),
+            )
+        )
+    apis.sort(key=lambda r: (-r.cost_usd, -r.calls, r.api, r.model))
+
+    resources: dict[str, list[dict[str, Any]]] = {}
+    for metric in RESOURCE_METRICS:
+        entries = totals.resources.get(metric.prom)
+        if not entries:
+            continue
+        limit = limits.get(metric.prom)
+        resources[metric.prom] = [
+            {"labels": lab, "value": v, "threshold": limit}
+            for lab, v in sorted(entries, key=lambda e: sorted(e[0].items()))
+        ]
+
+    warnings, recs = findings(
+        ops, per_root, caches, apis, resources, totals, thresholds or Thresholds()
+    )
+    cut = top if top else None
+    return Report(
+        source=source,
+        operations=tuple(ops[:cut]),
+        bottlenecks=tuple(bottlenecks),
+        caches=tuple(caches[:cut]),
+        apis=tuple(apis[:cut]),
+        resources=resources,
+        warnings=tuple(warnings),
+        recommendations=tuple(recs),
+    )

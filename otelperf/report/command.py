@@ -1,0 +1,146 @@
+"""``otelperf report``: the command-line glue (flags, sources, output); the only part of the
+report that writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TextIO
+
+from otelperf.config import parse_float, parse_int, resolve
+from otelperf.errors import UserError
+from otelperf.generate.rules import load_config
+from otelperf.report.build import build_report
+from otelperf.report.model import CSV_TABLES, Report, Source, resource_limits
+from otelperf.report.sources.endpoint import reason, totals_from_url
+from otelperf.report.sources.prometheus import parse_time, parse_window, totals_from_prometheus
+from otelperf.thresholds import Thresholds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``otelperf report`` (docs/report.md)."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--url", help="an otelperf /metrics endpoint: totals since it started")
+    src.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="a Prometheus server (http://HOST:9090): figures over --window",
+    )
+    parser.add_argument(
+        "--window",
+        default="1h",
+        help="with --prometheus: the window, a Prometheus duration (default 1h)",
+    )
+    parser.add_argument(
+        "--job", default=None, help="with --prometheus: only this scrape job (default: all jobs)"
+    )
+    parser.add_argument(
+        "--at",
+        default=None,
+        metavar="TIME",
+        help="with --prometheus: end of the window, Unix seconds or RFC 3339 (default: now)",
+    )
+    parser.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "json", "csv"),
+        help="text tables (default), the JSON contract, or CSV",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="with --format csv: write one file per table into DIR",
+    )
+    parser.add_argument(
+        "--top",
+        default="10",
+        metavar="N",
+        help="rows per table (bottlenecks: per root); 0 = all (default 10)",
+    )
+    parser.add_argument(
+        "--timeout", default="10", metavar="SECONDS", help="HTTP timeout per request (default 10)"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a rules config (YAML or TOML, as for otelperf rules): its thresholds drive the "
+        "warnings",
+    )
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Build the report from ``--url`` or ``--prometheus`` and print or write it."""
+    out = out or sys.stdout
+    top = parse_int(args.top, "--top", low=0)
+    timeout = parse_float(args.timeout, "--timeout", low=0.001)
+    if args.out is not None and args.format != "csv":
+        raise UserError("--out is only for --format csv (json and text go to stdout)")
+    # Read before any request: a bad file is a mistake to report without waiting on a network.
+    thresholds = load_thresholds(args.config) if args.config is not None else None
+    if args.url is not None:
+        for opt in ("job", "at"):
+            if getattr(args, opt) is not None:
+                raise UserError(f"--{opt} only applies to --prometheus, not to --url")
+        totals = totals_from_url(args.url, timeout)
+        source = Source("url", args.url)
+    else:
+        window = parse_window(args.window)
+        at = parse_time(args.at) if args.at is not None else time.time()
+        totals = totals_from_prometheus(args.prometheus, window, args.job, at, timeout)
+        source = Source("prometheus", args.prometheus, window, args.job, at)
+    # The health thresholds of this environment (OTELPERF_HEALTH_*), as /health would use them.
+    limits = resource_limits(resolve(start_server=False))
+    report = build_report(
+        totals, source, top=top or None, resource_limits=limits, thresholds=thresholds
+    )
+
+    if args.format == "json":
+        out.write(report.to_json())
+    elif args.format == "csv":
+        if args.out is None:
+            out.write(report.to_csv("operations"))
+        else:
+            for name, path in write_csv(report, args.out).items():
+                print(f"wrote {path} ({name})", file=out)
+    else:
+        out.write(report.to_text(color=_use_color(out)))
+    return 0
+
+
+def load_thresholds(path: str) -> Thresholds:
+    """The ``thresholds:`` of a rules config file, the one ``otelperf rules --config`` reads.
+
+    A missing or invalid file raises ConfigError naming the file (and the key).
+    """
+    return load_config(path).thresholds
+
+
+def write_csv(report: Report, directory: str) -> dict[str, str]:
+    """Write one ``<table>.csv`` per table into ``directory``; returns table -> path."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {directory}: cannot create the directory ({reason(exc)})") from None
+    paths: dict[str, str] = {}
+    for name in CSV_TABLES:
+        path = os.path.join(directory, f"{name}.csv")
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as fh:
+                fh.write(report.to_csv(name))
+        except OSError as exc:
+            raise UserError(f"--out {directory}: cannot write {path} ({reason(exc)})") from None
+        paths[name] = path
+    return paths
+
+
+def _use_color(stream: TextIO) -> bool:
+    # https://no-color.org: colours only on a terminal, and never when NO_COLOR is set.
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

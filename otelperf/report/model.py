@@ -1,0 +1,341 @@
+"""The report's data: figures a source collects (:class:`Totals`), the rows and findings
+built from them, and :class:`Report` with its JSON contract (docs/report.md).
+
+Nothing here does I/O, and it imports only the base modules (``_names``, ``config``): sources
+fill :class:`Totals`, :func:`otelperf.report.build.build_report` turns them into a
+:class:`Report`, and :mod:`otelperf.report.rendering` draws it (``to_text``/``to_csv`` call it
+when used).  Quantiles are interpolated from the buckets the way
+Prometheus's histogram_quantile() does, so the report and a Grafana panel agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from otelperf import _names as N
+from otelperf.config import (
+    DEFAULT_HEALTH_CPU_THRESHOLD,
+    DEFAULT_HEALTH_DISK_THRESHOLD,
+    DEFAULT_HEALTH_MEMORY_THRESHOLD,
+    Settings,
+)
+
+# Resource gauges and the health thresholds over which they warn (see resource_limits()).
+DEFAULT_RESOURCE_LIMITS: dict[str, float] = {
+    N.HOST_CPU_UTILIZATION.prom: DEFAULT_HEALTH_CPU_THRESHOLD,
+    N.HOST_MEMORY_UTILIZATION.prom: DEFAULT_HEALTH_MEMORY_THRESHOLD,
+    N.HOST_FILESYSTEM_UTILIZATION.prom: DEFAULT_HEALTH_DISK_THRESHOLD,
+}
+# Gauges shown in the resources section (current values; the window's highest from Prometheus).
+RESOURCE_METRICS: tuple[N.Metric, ...] = (
+    N.HOST_CPU_UTILIZATION,
+    N.HOST_MEMORY_UTILIZATION,
+    N.HOST_FILESYSTEM_UTILIZATION,
+    N.PROC_RESIDENT_MEMORY,
+    N.PROC_OPEN_FDS,
+    N.PROC_THREADS,
+)
+TEXT_WIDTH = 80
+
+
+def resource_limits(settings: Settings) -> dict[str, float]:
+    """The /health thresholds of ``settings`` keyed by the gauge they apply to.
+
+    >>> from otelperf.config import resolve
+    >>> resource_limits(resolve(env={}))[N.HOST_CPU_UTILIZATION.prom]
+    0.8
+    """
+    limits = {
+        N.HOST_CPU_UTILIZATION.prom: settings.health_cpu_threshold,
+        N.HOST_MEMORY_UTILIZATION.prom: settings.health_memory_threshold,
+        N.HOST_FILESYSTEM_UTILIZATION.prom: settings.health_disk_threshold,
+    }
+    if settings.process_memory_limit is not None:
+        limits[N.PROC_RESIDENT_MEMORY.prom] = float(settings.process_memory_limit)
+    return limits
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus's histogram_quantile() on cumulative ``(le, count)`` pairs.
+
+    Linear interpolation inside the bucket that holds the rank; the lowest bucket starts at 0
+    when its bound is positive; a rank in the +Inf bucket returns the highest finite bound.
+    NaN when there are no observations or no +Inf bucket.
+
+    >>> histogram_quantile(0.5, [(1.0, 2), (2.0, 4), (math.inf, 4)])
+    1.0
+    """
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    b = sorted(buckets)
+    if len(b) < 2 or not math.isinf(b[-1][0]):
+        return math.nan
+    # Counts must not decrease (Prometheus fixes up small non-monotonicity the same way).
+    fixed: list[tuple[float, float]] = []
+    running = 0.0
+    for le, c in b:
+        running = max(running, c)
+        fixed.append((le, running))
+    total = fixed[-1][1]
+    if total == 0:
+        return math.nan
+    rank = q * total
+    i = next(i for i, (_, c) in enumerate(fixed) if c >= rank)
+    if i == len(fixed) - 1:
+        return fixed[-2][0]
+    if i == 0 and fixed[0][0] <= 0:
+        return fixed[0][0]
+    start, prev = (0.0, 0.0) if i == 0 else fixed[i - 1]
+    end, count = fixed[i]
+    # Same operations in the same order as Prometheus (promql/quantile.go), so the float
+    # result is identical to the last bit; 0/0 is NaN there too.
+    width = count - prev
+    fraction = (rank - prev) / width if width else math.nan
+    return start + (end - start) * fraction
+
+
+@dataclass
+class OperationFigures:
+    """Totals of one operation (since its process started, or over a Prometheus window)."""
+
+    operation: str
+    calls: float = 0.0
+    errors: float = 0.0
+    duration_sum: float = 0.0
+    buckets: dict[float, float] = field(default_factory=dict)
+    items: float = 0.0
+    bytes: float = 0.0
+    cpu_seconds: float | None = None
+    in_flight: float = 0.0
+    error_types: dict[str, float] = field(default_factory=dict)
+    # Quantiles Prometheus computed (window reports); None: interpolate from ``buckets``.
+    quantiles: dict[float, float] | None = None
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+    def quantile(self, q: float) -> float:
+        if self.quantiles is not None:
+            return self.quantiles.get(q, math.nan)
+        return histogram_quantile(q, list(self.buckets.items()))
+
+
+@dataclass
+class Totals:
+    """Raw figures of one source, keyed by label values; what :func:`build_report` reads."""
+
+    operations: dict[str, OperationFigures] = field(default_factory=dict)
+    critical_path: dict[tuple[str, str], float] = field(default_factory=dict)  # (root, op)
+    self_time: dict[tuple[str, str], float] = field(default_factory=dict)  # (root, op)
+    root_duration: dict[str, float] = field(default_factory=dict)
+    cache_requests: dict[tuple[str, str], float] = field(default_factory=dict)  # (cache, result)
+    # (api, model, outcome) and (api, model, token_type)
+    api_calls: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    api_tokens: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    api_cost: dict[tuple[str, str], float] = field(default_factory=dict)  # (api, model)
+    # prom name -> [(labels, value)] for the gauges in RESOURCE_METRICS
+    resources: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
+
+    def op(self, name: str) -> OperationFigures:
+        f = self.operations.get(name)
+        if f is None:
+            f = self.operations[name] = OperationFigures(name)
+        return f
+
+    def empty(self) -> bool:
+        """True when there is nothing otelperf recorded (resource gauges alone do not count)."""
+        return not (
+            self.operations or self.root_duration or self.cache_requests or self.api_calls
+            or self.api_cost or self.api_tokens
+        )  # fmt: skip
+
+
+# --- rows, findings and the report ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    operation: str
+    calls: float
+    errors: float
+    error_ratio: float
+    p50_seconds: float | None
+    p95_seconds: float | None
+    p99_seconds: float | None
+    items: float
+    bytes: float
+    cpu_ratio: float | None
+    duration_sum: float  # not in the JSON contract: the text table sorts by it
+
+
+@dataclass(frozen=True)
+class BottleneckRow:
+    root_operation: str
+    operation: str
+    share: float
+    self_share: float
+
+
+@dataclass(frozen=True)
+class CacheRow:
+    cache: str
+    hits: float
+    misses: float
+    hit_ratio: float | None
+
+
+@dataclass(frozen=True)
+class ApiRow:
+    api: str
+    model: str
+    calls: float
+    errors: float
+    input_tokens: float
+    output_tokens: float
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A warning (``value`` crossed ``threshold``) or a recommendation (no value)."""
+
+    kind: str
+    subject: str
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the figures came from: ``kind`` is "process", "url" or "prometheus"."""
+
+    kind: str
+    target: str = ""
+    window: str | None = None
+    job: str | None = None
+    at: float | None = None
+
+    def describe(self) -> str:
+        if self.kind == "prometheus":
+            job = f", job {self.job}" if self.job else ", all jobs"
+            return f"{self.target}: the last {self.window}{job}"
+        if self.kind == "url":
+            return f"{self.target}: totals since the process started"
+        return "this process: totals since it started"
+
+
+_CONTRACT_OPERATION_KEYS = (
+    "operation", "calls", "errors", "error_ratio", "p50_seconds", "p95_seconds", "p99_seconds",
+    "items", "bytes", "cpu_ratio",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Report:
+    """The performance summary; :meth:`to_dict` is the JSON contract of docs/report.md.
+
+    >>> report = telemetry.report()  # doctest: +SKIP
+    >>> print(report.to_text())      # doctest: +SKIP
+    """
+
+    source: Source
+    operations: tuple[OperationRow, ...]
+    bottlenecks: tuple[BottleneckRow, ...]
+    caches: tuple[CacheRow, ...]
+    apis: tuple[ApiRow, ...]
+    resources: dict[str, list[dict[str, Any]]]
+    warnings: tuple[Finding, ...]
+    recommendations: tuple[Finding, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract (docs/report.md): plain types, NaN and unknown as None."""
+        return {
+            "source": _clean(_asdict(self.source)),
+            "operations": [
+                {k: _clean(getattr(r, k)) for k in _CONTRACT_OPERATION_KEYS}
+                for r in self.operations
+            ],
+            "bottlenecks": [_clean(_asdict(r)) for r in self.bottlenecks],
+            "caches": [_clean(_asdict(r)) for r in self.caches],
+            "apis": [_clean(_asdict(r)) for r in self.apis],
+            "resources": _clean(self.resources),
+            "warnings": [_clean(_asdict(w)) for w in self.warnings],
+            "recommendations": [
+                {"kind": r.kind, "subject": r.subject, "message": r.message}
+                for r in self.recommendations
+            ],
+        }
+
+    def to_json(self) -> str:
+        """The contract as text: sorted keys, two-space indent, trailing newline."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
+
+    def tables(self) -> dict[str, tuple[list[str], list[list[Any]]]]:
+        """Each table as (header, rows) of contract values: what the CSV files hold."""
+        d = self.to_dict()
+        out: dict[str, tuple[list[str], list[list[Any]]]] = {}
+        for name, keys in _CSV_TABLES.items():
+            rows = d[name]
+            out[name] = (list(keys), [[r[k] for k in keys] for r in rows])
+        res_rows = []
+        for metric in sorted(d["resources"]):
+            for entry in d["resources"][metric]:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(entry["labels"].items()))
+                res_rows.append([metric, labels, entry["value"], entry["threshold"]])
+        out["resources"] = (["metric", "labels", "value", "threshold"], res_rows)
+        return out
+
+    # The two renderings below delegate to otelperf.report.rendering, imported when called: the
+    # model stays importable without tabulate's import cost, and the methods are what
+    # Telemetry.report() callers use.  rendering imports this module, never the other way
+    # at import time.
+    def to_csv(self, table: str = "operations") -> str:
+        """One table as CSV (header first, ``\\n`` line ends, empty cells for null)."""
+        from otelperf.report.rendering import to_csv
+
+        return to_csv(self, table)
+
+    def to_text(self, color: bool = False, width: int = TEXT_WIDTH) -> str:
+        """Tables for a terminal, at most ``width`` columns; ANSI colours when ``color``."""
+        from otelperf.report.rendering import render
+
+        return render(self, color=color, width=width)
+
+
+_CSV_TABLES: dict[str, tuple[str, ...]] = {
+    "operations": _CONTRACT_OPERATION_KEYS,
+    "bottlenecks": ("root_operation", "operation", "share", "self_share"),
+    "caches": ("cache", "hits", "misses", "hit_ratio"),
+    "apis": ("api", "model", "calls", "errors", "input_tokens", "output_tokens", "cost_usd"),
+    "warnings": ("kind", "subject", "value", "threshold", "message"),
+    "recommendations": ("kind", "subject", "message"),
+}
+# Every table :meth:`Report.tables` returns (the CSV files of ``--out``), in file order.
+CSV_TABLES = (*_CSV_TABLES, "resources")
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, integral floats -> int (counts read as counts)."""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return None
+        return int(v) if v.is_integer() and abs(v) < 2**53 else v
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v

@@ -1,0 +1,132 @@
+"""The report from an otelperf /metrics endpoint: a registry of this process, or a scrape.
+
+Both are totals since the process started, parsed with prometheus_client's parser and mapped
+onto :class:`Totals` by the same :data:`~otelperf.report.sources.series.SERIES` table the
+Prometheus source queries.
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from otelperf.config import Settings
+from otelperf.errors import UserError
+from otelperf.report.build import build_report
+from otelperf.report.model import (
+    RESOURCE_METRICS,
+    OperationFigures,
+    Report,
+    Source,
+    Totals,
+    resource_limits,
+)
+from otelperf.report.sources.series import BUCKETS, SERIES, Series
+from otelperf.thresholds import Thresholds
+
+# Sample name -> the row that maps it; resource gauges are kept whole, with all their labels.
+_BY_SAMPLE: dict[str, Series] = {s.sample: s for s in (*SERIES, BUCKETS)}
+_RESOURCES = frozenset(m.prom for m in RESOURCE_METRICS)
+
+
+def totals_from_families(families: Iterable[Metric]) -> Totals:
+    """Totals from metric families (``registry.collect()`` or a parsed scrape).
+
+    All outcomes, error types and instances are summed; empty label values count as absent.
+    """
+    t = Totals()
+    for fam in families:
+        for s in fam.samples:
+            v = float(s.value)
+            if math.isnan(v):
+                continue
+            if s.name in _RESOURCES:
+                t.resources.setdefault(s.name, []).append((dict(s.labels), v))
+                continue
+            series = _BY_SAMPLE.get(s.name)
+            if series is not None:
+                series.add(t, s.labels, v)
+    return t
+
+
+def families_from_text(text: str) -> list[Metric]:
+    """Parse a Prometheus text exposition (raises ValueError on content that is not one)."""
+    return list(text_string_to_metric_families(text))
+
+
+def operations(families: Iterable[Metric]) -> dict[str, OperationFigures]:
+    """Per-operation figures from metric families (all outcomes and error types summed)."""
+    return totals_from_families(families).operations
+
+
+def from_registry(
+    registry: Any,
+    *,
+    top: int | None = None,
+    settings: Settings | None = None,
+    thresholds: Thresholds | None = None,
+) -> Report:
+    """The report of the running process, from its prometheus_client registry; ``settings``
+    give the health thresholds (default: the defaults), ``thresholds`` the rest (default:
+    ``Thresholds()``; a rules config's ``.thresholds`` to judge like the alerts).
+
+    >>> from_registry(telemetry.registry).to_text()  # doctest: +SKIP
+    """
+    limits = resource_limits(settings) if settings is not None else None
+    totals = totals_from_families(registry.collect())
+    return build_report(
+        totals, Source("process"), top=top, resource_limits=limits, thresholds=thresholds
+    )
+
+
+def fetch_text(url: str, what: str, timeout: float = 10.0) -> str:
+    """GET ``url`` as text; any failure becomes a one-line UserError naming ``what``."""
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"{what}={url!r} is not an http:// or https:// URL")
+    req = urllib.request.Request(url, headers={"Accept": "text/plain;version=0.0.4"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body: bytes = resp.read()
+    except urllib.error.HTTPError as exc:
+        raise UserError(f"{what} {url} answered HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise UserError(f"cannot reach {what} {url}: {reason(exc.reason)}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets
+        raise UserError(f"cannot reach {what} {url}: {reason(exc)}") from None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(
+            f"{what} {url} did not return Prometheus metrics (not UTF-8 text)"
+        ) from None
+
+
+def reason(exc: object) -> str:
+    """What went wrong, for a one-line message: an OSError's strerror, else its text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def totals_from_url(url: str, timeout: float = 10.0) -> Totals:
+    """Scrape one otelperf /metrics endpoint: totals since that process started."""
+    text = fetch_text(url, "--url", timeout)
+    try:
+        families = families_from_text(text)
+    except ValueError as exc:
+        first = str(exc).splitlines()[0][:80] if str(exc) else "unparsable"
+        raise UserError(f"--url {url} did not return Prometheus metrics ({first})") from None
+    totals = totals_from_families(families)
+    if totals.empty():
+        raise UserError(
+            f"--url {url} shows no otelperf metrics (no operation, cache or API call recorded "
+            "yet; is it an otelperf /metrics endpoint?)"
+        )
+    return totals

@@ -1,0 +1,204 @@
+"""Report figures from a Prometheus server over a window, across all instances of a job.
+
+Each figure is one instant query at the end of the window: counters as
+``sum by (labels) (increase(name[window]))`` and quantiles as Prometheus computes them,
+``histogram_quantile(q, sum by (le, operation) (increase(name_bucket[window])))``, so the
+report shows what a Grafana panel over the same window shows.  Resource gauges are the
+window's highest value (``max_over_time``), the worst moment being what a health check cares
+about.  The results fill the same :class:`~otelperf.report.model.Totals` a scrape does,
+through the same :data:`~otelperf.report.sources.series.SERIES` rows.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+from otelperf import _names as N
+from otelperf.errors import UserError
+from otelperf.generate import promql as P
+from otelperf.generate.promql import duration_seconds as window_seconds
+from otelperf.generate.promql import is_duration
+from otelperf.report.model import RESOURCE_METRICS, Totals
+from otelperf.report.sources.endpoint import reason
+from otelperf.report.sources.series import BUCKETS, SERIES, Series
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def parse_window(text: str) -> str:
+    """A Prometheus duration (``90s``, ``1h30m``, ``7d``, ``1500ms``), checked here so a typo
+    is a clear error rather than a PromQL parse error.
+
+    >>> parse_window("1h30m")
+    '1h30m'
+    """
+    t = str(text).strip()
+    if not is_duration(t) or window_seconds(t) <= 0:
+        raise UserError(
+            f"--window={text!r} is not a Prometheus duration like 30m, 1h, 7d or 1500ms"
+        )
+    return t
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds (``1700000000.5``) or RFC 3339 (``2026-11-22T05:00:00Z``)."""
+    t = str(text).strip()
+    try:
+        x = float(t)
+    except ValueError:
+        try:
+            x = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise UserError(f"--at={text!r} is neither Unix seconds nor an RFC 3339 time") from None
+    if not math.isfinite(x) or x < 0:
+        raise UserError(f"--at={text!r} is not a valid time")
+    return x
+
+
+class PrometheusClient:
+    """Instant queries over HTTP; every failure is a one-line error naming the server."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise UserError(f"--prometheus={base_url!r} is not an http:// or https:// URL")
+        self.base = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def query(self, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
+        """``[(labels, value)]`` of an instant vector query at ``at``."""
+        body = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"}).encode()
+        req = urllib.request.Request(
+            self.base + "/api/v1/query", data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            doc = _json(raw)
+            if doc is not None and doc.get("status") == "error":
+                raise UserError(
+                    f"Prometheus at {self.base} rejected a query ({doc.get('errorType', 'error')}"
+                    f": {doc.get('error', '')}); query was: {promql}"
+                ) from None
+            raise UserError(
+                f"--prometheus {self.base} answered HTTP {exc.code} {exc.reason} on "
+                "/api/v1/query (is it a Prometheus server?)"
+            ) from None
+        except urllib.error.URLError as exc:
+            raise UserError(
+                f"cannot reach --prometheus {self.base}: {reason(exc.reason)}"
+            ) from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise UserError(f"cannot reach --prometheus {self.base}: {reason(exc)}") from None
+        doc = _json(raw)
+        if doc is None or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):
+            raise UserError(
+                f"--prometheus {self.base} did not answer like a Prometheus server on "
+                "/api/v1/query (no JSON with status success)"
+            )
+        data = doc["data"]
+        if data.get("resultType") != "vector":
+            raise UserError(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
+                         f"an instant query: {promql}")  # fmt: skip
+        out = []
+        for item in data.get("result", []):
+            try:
+                out.append((dict(item["metric"]), float(item["value"][1])))
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise UserError(f"Prometheus at {self.base} returned a malformed sample") from None
+        return out
+
+
+def _json(raw: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def queries(window: str, job: str | None) -> dict[str, str]:
+    """The PromQL of every figure, by a short key (pure; tests and docs show them).
+
+    >>> queries("1h", "api")["items"]
+    'sum by (operation) (increase(otelperf_operation_items_total{job="api"}[1h]))'
+    """
+    job_matcher = P.eq(N.JOB, job) if job is not None else ""
+
+    def inc(s: Series) -> str:
+        return P.sum_by(s.labels, P.increase(P.selector(s.sample, job_matcher), window))
+
+    q = {s.key: inc(s) for s in SERIES}
+    for quant in QUANTILES:
+        q[f"p{quant:g}"] = P.histogram_quantile(quant, inc(BUCKETS))
+    for m in RESOURCE_METRICS:
+        # "max by ()" even without labels (not "max (...)"): the queries stay as documented.
+        peak = P.over_time("max", P.selector(m.prom, job_matcher), window)
+        q["resource:" + m.prom] = f"max by {P.label_list(*m.labels)} ({peak})"
+    return q
+
+
+def totals_from_prometheus(
+    base_url: str, window: str, job: str | None, at: float, timeout: float = 10.0
+) -> Totals:
+    """Figures over ``[at - window, at]`` across every instance of ``job`` (all jobs: None)."""
+    client = PrometheusClient(base_url, timeout)
+    q = queries(window, job)
+    t = Totals()
+    for series in SERIES:
+        for lab, v in client.query(q[series.key], at):
+            if not math.isnan(v):
+                series.add(t, lab, v)
+    keep_what_moved(t)
+    for quant in QUANTILES:
+        for lab, v in client.query(q[f"p{quant:g}"], at):
+            f = t.operations.get(lab.get(N.OPERATION, ""))
+            if f is not None and f.calls > 0:
+                if f.quantiles is None:
+                    f.quantiles = {}
+                f.quantiles[quant] = v
+    for m in RESOURCE_METRICS:
+        for lab, v in client.query(q["resource:" + m.prom], at):
+            t.resources.setdefault(m.prom, []).append(({k: lab.get(k, "") for k in m.labels}, v))
+    if t.empty():
+        where = f"job={job!r}" if job is not None else "any job"
+        raise UserError(
+            f"Prometheus at {client.base} has no otelperf metrics for {where} in the {window} "
+            f"before {datetime.fromtimestamp(at).astimezone().isoformat(timespec='seconds')} "
+            "(check --job, --window and that Prometheus scrapes the service)"
+        )
+    return t
+
+
+def keep_what_moved(t: Totals) -> None:
+    """Drop what did not move in the window: ``increase()`` is 0 for series that merely exist.
+
+    An operation ran if it has calls; one without calls stays only for its items or bytes
+    (with no duration or CPU).  Caches stay if looked up; APIs if called.
+
+    >>> t = Totals(cache_requests={("s", "hit"): 0.0, ("s", "miss"): 2.0})
+    >>> keep_what_moved(t); t.cache_requests
+    {('s', 'miss'): 2.0}
+    """
+    for name, f in list(t.operations.items()):
+        f.error_types = {k: v for k, v in f.error_types.items() if v > 0}
+        if f.calls > 0:
+            continue
+        if f.items > 0 or f.bytes > 0:
+            f.duration_sum, f.cpu_seconds = 0.0, None
+        else:
+            del t.operations[name]
+    t.cache_requests = {k: v for k, v in t.cache_requests.items() if v > 0}
+    used = {(a, m) for (a, m, _), v in t.api_calls.items() if v > 0}
+    t.api_calls = {k: v for k, v in t.api_calls.items() if (k[0], k[1]) in used}
+    t.api_tokens = {k: v for k, v in t.api_tokens.items() if (k[0], k[1]) in used}
+    t.api_cost = {k: v for k, v in t.api_cost.items() if k in used}
