@@ -7,8 +7,8 @@ Data flows one way through the subpackage:
   ``/metrics`` page or a Prometheus window (one metric-to-field mapping for all three);
 * :mod:`~otelperf.report.build` turns totals into a :class:`Report` (pure), judged by
   :mod:`~otelperf.report.findings` against :class:`otelperf.thresholds.Thresholds`;
-* :mod:`~otelperf.report.model` holds the data and its JSON contract (docs/report.md),
-  :mod:`~otelperf.report.rendering` draws it as text and CSV;
+* :mod:`~otelperf.report.model` holds the data and its JSON and CSV contract (docs/report.md),
+  :mod:`~otelperf.report.rendering` draws it as text;
 * :mod:`~otelperf.report.command` is the ``otelperf report`` command.
 
 >>> report = from_registry(telemetry.registry)  # doctest: +SKIP
@@ -28,13 +28,13 @@ from otelperf.report.model import (
     Finding,
     OperationFigures,
     OperationRow,
-    Report,
+    ReportData,
     Source,
     Totals,
     histogram_quantile,
     resource_limits,
 )
-from otelperf.report.rendering import LiveSummary
+from otelperf.report.rendering import LiveSummary, Report
 from otelperf.report.sources.endpoint import (
     families_from_text,
     from_registry,
@@ -56,6 +56,7 @@ __all__ = [
     "OperationFigures",
     "OperationRow",
     "Report",
+    "ReportData",
     "Source",
     "Totals",
     "build_report",

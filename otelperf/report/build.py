@@ -19,10 +19,10 @@ from otelperf.report.model import (
     BottleneckRow,
     CacheRow,
     OperationRow,
-    Report,
     Source,
     Totals,
 )
+from otelperf.report.rendering import Report
 from otelperf.thresholds import Thresholds
 
 

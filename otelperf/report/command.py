@@ -14,7 +14,7 @@ from otelperf.config import parse_float, parse_int, resolve
 from otelperf.errors import UserError
 from otelperf.generate.rules import load_config
 from otelperf.report.build import build_report
-from otelperf.report.model import CSV_TABLES, Report, Source, resource_limits
+from otelperf.report.model import CSV_TABLES, ReportData, Source, resource_limits
 from otelperf.report.sources.endpoint import reason, totals_from_url
 from otelperf.report.sources.prometheus import parse_time, parse_window, totals_from_prometheus
 from otelperf.thresholds import Thresholds
@@ -120,7 +120,7 @@ def load_thresholds(path: str) -> Thresholds:
     return load_config(path).thresholds
 
 
-def write_csv(report: Report, directory: str) -> dict[str, str]:
+def write_csv(report: ReportData, directory: str) -> dict[str, str]:
     """Write one ``<table>.csv`` per table into ``directory``; returns table -> path."""
     try:
         os.makedirs(directory, exist_ok=True)

@@ -1,15 +1,18 @@
 """The report's data: figures a source collects (:class:`Totals`), the rows and findings
-built from them, and :class:`Report` with its JSON contract (docs/report.md).
+built from them, and :class:`ReportData` with its JSON and CSV contract (docs/report.md).
 
 Nothing here does I/O, and it imports only the base modules (``_names``, ``config``): sources
-fill :class:`Totals`, :func:`otelperf.report.build.build_report` turns them into a
-:class:`Report`, and :mod:`otelperf.report.rendering` draws it (``to_text``/``to_csv`` call it
-when used).  Quantiles are interpolated from the buckets the way
-Prometheus's histogram_quantile() does, so the report and a Grafana panel agree.
+fill :class:`Totals`, :func:`otelperf.report.build.build_report` turns them into a report, and
+:mod:`otelperf.report.rendering` adds the terminal text (its ``Report`` extends
+:class:`ReportData`, so this module never imports the rendering).  Quantiles are interpolated
+from the buckets the way Prometheus's histogram_quantile() does, so the report and a Grafana
+panel agree.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -39,7 +42,6 @@ RESOURCE_METRICS: tuple[N.Metric, ...] = (
     N.PROC_OPEN_FDS,
     N.PROC_THREADS,
 )
-TEXT_WIDTH = 80
 
 
 def resource_limits(settings: Settings) -> dict[str, float]:
@@ -241,11 +243,12 @@ _CONTRACT_OPERATION_KEYS = (
 
 
 @dataclass(frozen=True)
-class Report:
-    """The performance summary; :meth:`to_dict` is the JSON contract of docs/report.md.
+class ReportData:
+    """The performance summary as data: :meth:`to_dict` is the JSON contract of docs/report.md,
+    :meth:`to_csv` its tables.  :class:`otelperf.report.Report` adds the terminal rendering.
 
     >>> report = telemetry.report()  # doctest: +SKIP
-    >>> print(report.to_text())      # doctest: +SKIP
+    >>> report.to_json()             # doctest: +SKIP
     """
 
     source: Source
@@ -295,21 +298,16 @@ class Report:
         out["resources"] = (["metric", "labels", "value", "threshold"], res_rows)
         return out
 
-    # The two renderings below delegate to otelperf.report.rendering, imported when called: the
-    # model stays importable without tabulate's import cost, and the methods are what
-    # Telemetry.report() callers use.  rendering imports this module, never the other way
-    # at import time.
     def to_csv(self, table: str = "operations") -> str:
-        """One table as CSV (header first, ``\\n`` line ends, empty cells for null)."""
-        from otelperf.report.rendering import to_csv
-
-        return to_csv(self, table)
-
-    def to_text(self, color: bool = False, width: int = TEXT_WIDTH) -> str:
-        """Tables for a terminal, at most ``width`` columns; ANSI colours when ``color``."""
-        from otelperf.report.rendering import render
-
-        return render(self, color=color, width=width)
+        """One table of :meth:`tables` as CSV (header first, ``\\n`` line ends, empty cells for
+        null, floats as ``repr`` so they read back exactly)."""
+        header, rows = self.tables()[table]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        for row in rows:
+            w.writerow(["" if v is None else _csv_value(v) for v in row])
+        return buf.getvalue()
 
 
 _CSV_TABLES: dict[str, tuple[str, ...]] = {
@@ -320,8 +318,12 @@ _CSV_TABLES: dict[str, tuple[str, ...]] = {
     "warnings": ("kind", "subject", "value", "threshold", "message"),
     "recommendations": ("kind", "subject", "message"),
 }
-# Every table :meth:`Report.tables` returns (the CSV files of ``--out``), in file order.
+# Every table :meth:`ReportData.tables` returns (the CSV files of ``--out``), in file order.
 CSV_TABLES = (*_CSV_TABLES, "resources")
+
+
+def _csv_value(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
 
 
 def _asdict(obj: Any) -> dict[str, Any]:

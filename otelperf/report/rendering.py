@@ -1,6 +1,6 @@
-"""The report drawn: terminal text (tabulate tables that fit the width, colours on request),
-CSV tables, and the demo's live summary.  The JSON contract is the model's own
-(:meth:`~otelperf.report.model.Report.to_dict`).
+"""The report drawn: terminal text (tabulate tables that fit the width, colours on request)
+and the demo's live summary.  The JSON and CSV contract is the model's own
+(:class:`~otelperf.report.model.ReportData`); :class:`Report` adds ``to_text``.
 
 tabulate (already a dependency) is used rather than rich: it is one small pure-Python module
 with no dependencies of its own, it right-aligns numbers and measures ANSI-coloured cells by
@@ -10,8 +10,6 @@ honoured) so the output is byte-for-byte predictable in tests and pipes.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import textwrap
 import time
@@ -20,7 +18,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from otelperf.report.model import TEXT_WIDTH, Report
+from otelperf.report.model import ReportData
+
+TEXT_WIDTH = 80
 
 _RESET = "\033[0m"
 _RED = "\033[31m"
@@ -106,7 +106,7 @@ def fit_table(
         limit = max(_MIN_NAME, limit - max(1, _visible_width(text) - width))
 
 
-def render(report: Report, *, color: bool, width: int) -> str:
+def render(report: ReportData, *, color: bool, width: int) -> str:
     """The whole report as text (see Report.to_text)."""
     paint = _painter(color)
     # Figures are painted where the findings flagged them, so the colours follow the same
@@ -197,7 +197,7 @@ def render(report: Report, *, color: bool, width: int) -> str:
     return "\n".join(parts) + "\n"
 
 
-def live_summary(report: Report, rates: dict[str, float], *, width: int) -> str:
+def live_summary(report: ReportData, rates: dict[str, float], *, width: int) -> str:
     """The demo's periodic summary: rate, p95 and error % per operation, then the top
     bottleneck of each root and each cache's hit ratio."""
     rows = [
@@ -218,20 +218,16 @@ def live_summary(report: Report, rates: dict[str, float], *, width: int) -> str:
     return "\n".join(lines)
 
 
-def to_csv(report: Report, table: str = "operations") -> str:
-    """One table of :meth:`Report.tables` as CSV (header first, ``\\n`` line ends, empty
-    cells for null, floats as ``repr`` so they read back exactly)."""
-    header, rows = report.tables()[table]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for row in rows:
-        w.writerow(["" if v is None else _csv_value(v) for v in row])
-    return buf.getvalue()
+class Report(ReportData):
+    """The performance summary: the data and its JSON and CSV forms (:class:`ReportData`), and
+    :meth:`to_text` for a terminal.  What ``Telemetry.report()`` and ``build_report`` return.
 
+    >>> print(telemetry.report().to_text())  # doctest: +SKIP
+    """
 
-def _csv_value(v: Any) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
+    def to_text(self, color: bool = False, width: int = TEXT_WIDTH) -> str:
+        """Tables for a terminal, at most ``width`` columns; ANSI colours when ``color``."""
+        return render(self, color=color, width=width)
 
 
 class LiveSummary:

@@ -23,11 +23,11 @@ from otelperf.report.build import build_report
 from otelperf.report.model import (
     RESOURCE_METRICS,
     OperationFigures,
-    Report,
     Source,
     Totals,
     resource_limits,
 )
+from otelperf.report.rendering import Report
 from otelperf.report.sources.series import BUCKETS, SERIES, Series
 from otelperf.thresholds import Thresholds
 
