@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench generate check-generated clean
+.PHONY: demo test lint imports typecheck pytest bench generate check-generated clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/otelperf demo
 
-test: $(STAMP) lint typecheck check-generated pytest
+test: $(STAMP) lint imports typecheck check-generated pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelperf tests benchmarks
 	$(BIN)/ruff format --check otelperf tests benchmarks
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Histogram
 
 import otelperf
-from otelperf import instrument
+from otelperf.emit import pipeline as instrument
 
 Case = tuple[str, Callable[[], object], Callable[[], None]]
 
@@ -83,18 +83,18 @@ def main() -> None:
     telemetry = otelperf.configure(
         prometheus_port=0, registry=CollectorRegistry(), set_global=False
     )
-    configured = instrument._STATE.pipeline
+    configured = instrument.STATE.pipeline
     assert configured is not None
     # The like-for-like comparison: measure() on the same kind of bare SDK providers as the
     # hand-written pair (no BottleneckSpanProcessor; its cost is measured on its own below
     # and in benchmarks/processor.py).
     bare_mp = MeterProvider(metric_readers=[PrometheusMetricReader(registry=CollectorRegistry())])
-    bare = instrument._Pipeline(TracerProvider().get_tracer("bench"), bare_mp)
+    bare = instrument.Pipeline(TracerProvider().get_tracer("bench"), bare_mp)
 
-    def use(pipeline: instrument._Pipeline, cpu: bool) -> Callable[[], None]:
+    def use(pipeline: instrument.Pipeline, cpu: bool) -> Callable[[], None]:
         def setup() -> None:
             pipeline.track_cpu = cpu
-            instrument._install(pipeline)
+            instrument.install(pipeline)
 
         return setup
 
@@ -121,7 +121,7 @@ def main() -> None:
         ("with measure() ..., as configure() sets it up", context_manager, use(configured, False)),
     ]  # fmt: skip
     results = best_ns_per_call(cases, args.calls, args.repeats)
-    instrument._install(configured)
+    instrument.install(configured)
     telemetry.shutdown()
 
     base = results[2][1]

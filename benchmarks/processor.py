@@ -33,7 +33,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from prometheus_client import CollectorRegistry
 
 import otelperf
-from otelperf import processor as P
+from otelperf.derive import processor as P
+from otelperf.derive import sampler as S
 
 
 def once(run: Callable[[], None]) -> float:
@@ -173,10 +174,10 @@ def measure_calls(calls: int, repeats: int) -> list[tuple[str, float, float]]:
         for _ in range(3 * repeats):  # short alternating runs: the minimum is stable
             # alternate: attach for one run, detach for the next
             with_p = min(with_p, once(loop))
-            P.detach(tp, proc, wrapper)
+            S.detach(tp, proc, wrapper)
             without = min(without, once(loop))
             proc = P.BottleneckSpanProcessor(meter_provider=telemetry.meter_provider)
-            wrapper = P.attach(tp, proc)
+            wrapper = S.attach(tp, proc)
         out.append((name, without / (n * spans) * 1e9, with_p / (n * spans) * 1e9))
     telemetry._bottleneck = (proc, wrapper)
     telemetry.shutdown()

@@ -29,9 +29,10 @@ from overhead import hand_written_otel_pair  # benchmarks/ is on sys.path when r
 from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector, generate_latest
 
 import otelperf
-from otelperf import resources
-from otelperf.exporter import prometheus_reader
-from otelperf.resources import CpuSampler, Probes, ResourceMonitor
+from otelperf.expose import probes as resources
+from otelperf.expose.probes import CpuSampler, Probes
+from otelperf.expose.resources import ResourceMonitor
+from otelperf.expose.server import prometheus_reader
 
 
 def best_ns(fn: Callable[[], object], calls: int, repeats: int) -> float:

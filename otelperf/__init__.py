@@ -6,11 +6,14 @@
 ... def handle(request): ...
 """
 
-from otelperf.apis import api_call, record_api_call, record_cache, set_api_price
+from otelperf._names import VERSION
+from otelperf.derive.processor import BottleneckSpanProcessor
+from otelperf.emit.apis import api_call, record_api_call, record_cache
+from otelperf.emit.measure import measure
+from otelperf.emit.operation import Operation
+from otelperf.emit.prices import set_api_price
 from otelperf.errors import ConfigError
-from otelperf.exporter import prometheus_reader
-from otelperf.instrument import Operation, measure
-from otelperf.processor import BottleneckSpanProcessor
+from otelperf.expose.server import prometheus_reader
 from otelperf.telemetry import Telemetry, configure
 
 __all__ = [
@@ -27,4 +30,4 @@ __all__ = [
     "set_api_price",
 ]
 
-__version__ = "0.1.0"
+__version__ = VERSION

@@ -13,6 +13,7 @@ from typing import Literal
 
 Kind = Literal["counter", "histogram", "gauge", "info"]
 
+VERSION = "0.1.0"  # otelperf.__version__; the processor's meter carries it
 METER_NAME = "otelperf"
 TRACER_NAME = "otelperf"
 
@@ -48,6 +49,17 @@ ATTR_API_COST = "otelperf.api.cost_usd"
 ATTR_ITEMS = "otelperf.items"
 ATTR_BYTES = "otelperf.bytes"
 ATTR_ERROR_TYPE = "error.type"
+
+# GenAI and HTTP semantic-convention attributes (what GenAI client instrumentations write;
+# api_call() writes the same ones so one reader, the processor, serves both).
+GENAI_PROVIDER = "gen_ai.provider.name"
+GENAI_SYSTEM = "gen_ai.system"  # the older spelling of the provider
+GENAI_REQUEST_MODEL = "gen_ai.request.model"
+GENAI_RESPONSE_MODEL = "gen_ai.response.model"
+GENAI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GENAI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+SERVER_ADDRESS = "server.address"
+HTTP_STATUS = "http.response.status_code"
 
 # Buckets suited to 100 us .. 60 s (OTel advisory boundaries, so they hold on any MeterProvider).
 DEFAULT_DURATION_BUCKETS: tuple[float, ...] = (

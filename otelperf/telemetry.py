@@ -1,4 +1,9 @@
-"""configure(): set up (or attach to) OTel providers, the Prometheus reader and the HTTP server."""
+"""configure(): set up (or attach to) OTel providers, the Prometheus reader and the HTTP server.
+
+Wiring only: the parts are built in otelperf.emit (measure()'s pipeline), otelperf.derive (the
+span processor), otelperf.expose (reader, server, resource metrics) and otelperf._core (where
+span-less records and api_call() spans go); this module connects them and owns the lifecycle.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 import prometheus_client
 from opentelemetry import metrics, trace
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from otelperf import _names as N
-from otelperf import instrument
+from otelperf._core import sdk_compat, sinks
+from otelperf._core.warn import warn_once
 from otelperf.config import Settings, resolve
+from otelperf.derive.processor import BottleneckSpanProcessor
+from otelperf.derive.sampler import RecordEverythingSampler, attach, detach
+from otelperf.emit.pipeline import Pipeline, install
 from otelperf.errors import ConfigError
-from otelperf.exporter import MetricsServer, prometheus_reader
-from otelperf.resources import HealthThresholds, ResourceMonitor
+from otelperf.expose.health import HealthThresholds
+from otelperf.expose.resources import ResourceMonitor
+from otelperf.expose.server import MetricsServer, prometheus_reader
 
 if TYPE_CHECKING:  # report imports config only; kept out of import time all the same
     from otelperf.report import Report
@@ -29,13 +38,6 @@ _log = logging.getLogger("otelperf")
 
 _lock = threading.Lock()
 _current: Telemetry | None = None
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        _log.warning(message)
 
 
 class Telemetry:
@@ -53,7 +55,7 @@ class Telemetry:
         tracer_provider: Any,
         meter_provider: Any,
         registry: CollectorRegistry,
-        pipeline: instrument._Pipeline,
+        pipeline: Pipeline,
         owns_tracer_provider: bool,
         owns_meter_provider: bool,
     ) -> None:
@@ -68,7 +70,8 @@ class Telemetry:
         self._server: MetricsServer | None = None
         self._closed = False
         self._resources: ResourceMonitor | None = None  # host/process metrics and /health
-        self._bottleneck: Any = None  # (BottleneckSpanProcessor, sampler wrapper) on tp
+        # (BottleneckSpanProcessor, sampler wrapper) on tp
+        self._bottleneck: tuple[BottleneckSpanProcessor, RecordEverythingSampler] | None = None
 
     @property
     def metrics_url(self) -> str | None:
@@ -123,7 +126,8 @@ class Telemetry:
             self._closed = True
             if _current is self:
                 _current = None
-                instrument._install(None)
+                install(None)
+                sinks.set_tracer_provider(None)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -134,12 +138,10 @@ class Telemetry:
 
     def _detach_processor(self) -> None:
         if self._bottleneck is not None:
-            from otelperf import processor
-
             proc, wrapper = self._bottleneck
             self._bottleneck = None
             try:
-                processor.detach(self.tracer_provider, proc, wrapper)
+                detach(self.tracer_provider, proc, wrapper)
             except Exception as exc:  # never fail shutdown for it
                 _log.warning("otelperf: removing the span processor failed: %s", exc)
 
@@ -159,23 +161,6 @@ class Telemetry:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-def _is_unset_tracer_provider(tp: Any) -> bool:
-    return isinstance(tp, trace.ProxyTracerProvider)
-
-
-def _is_unset_meter_provider(mp: Any) -> bool:
-    from opentelemetry.metrics import _internal as metrics_internal
-
-    proxy = getattr(metrics_internal, "_ProxyMeterProvider", None)
-    return proxy is not None and isinstance(mp, proxy)
-
-
-def _has_prometheus_reader(mp: Any) -> bool:
-    # The SDK keeps its readers privately; an unknown layout counts as "no reader" (a warning).
-    readers = getattr(mp, "_metric_readers", None) or ()
-    return any(isinstance(r, PrometheusMetricReader) for r in readers)
 
 
 def configure(
@@ -244,7 +229,8 @@ def configure(
                 telemetry._shutdown_providers_quietly()
                 raise
         _current = telemetry
-        instrument._install(telemetry._pipeline)
+        install(telemetry._pipeline)
+        sinks.set_tracer_provider(telemetry.tracer_provider)
         return telemetry
 
 
@@ -269,22 +255,20 @@ def _build(
     resource = Resource.create(dict(settings.resource_attributes))
 
     if settings.disabled:
-        pipeline = instrument._Pipeline(
-            trace.NoOpTracer(), metrics.NoOpMeterProvider(), enabled=False
-        )
+        pipeline = Pipeline(trace.NoOpTracer(), metrics.NoOpMeterProvider(), enabled=False)
         return Telemetry(settings, key, None, None, reg, pipeline, False, False)
 
     owns_tp = False
     tp = tracer_provider
     if tp is None:
         tp = trace.get_tracer_provider()
-        if _is_unset_tracer_provider(tp) or not set_global:
+        if sdk_compat.is_unset_tracer_provider(tp) or not set_global:
             tp = TracerProvider(resource=resource)
             owns_tp = True
             if set_global:
                 trace.set_tracer_provider(tp)
     if not isinstance(tp, TracerProvider):
-        _warn_once(
+        warn_once(
             "tp",
             f"otelperf: the tracer provider is a {type(tp).__name__}, not an OpenTelemetry SDK "
             "TracerProvider, so otelperf cannot add its span processor: bottleneck and API "
@@ -296,13 +280,13 @@ def _build(
     mp = meter_provider
     if mp is None:
         mp = metrics.get_meter_provider()
-        if _is_unset_meter_provider(mp) or not set_global:
+        if sdk_compat.is_unset_meter_provider(mp) or not set_global:
             mp = MeterProvider(metric_readers=[prometheus_reader(reg)], resource=resource)
             owns_mp = True
             if set_global:
                 metrics.set_meter_provider(mp)
-    if not owns_mp and not _has_prometheus_reader(mp):
-        _warn_once(
+    if not owns_mp and not sdk_compat.has_prometheus_reader(mp):
+        warn_once(
             "mp",
             f"otelperf: the application's meter provider ({type(mp).__name__}) has no "
             "PrometheusMetricReader, so otelperf's metrics go to that provider's exporters but "
@@ -311,7 +295,7 @@ def _build(
             "...]), or call otelperf.configure() before setting a meter provider.",
         )
 
-    pipeline = instrument._Pipeline(
+    pipeline = Pipeline(
         tp.get_tracer(N.TRACER_NAME),
         mp,
         max_operations=settings.max_operations,
@@ -320,12 +304,8 @@ def _build(
     )
     telemetry = Telemetry(settings, key, tp, mp, reg, pipeline, owns_tp, owns_mp)
     if isinstance(tp, TracerProvider):
-        from otelperf import processor
-
-        proc = processor.BottleneckSpanProcessor(
-            meter_provider=mp, max_operations=settings.max_operations
-        )
-        telemetry._bottleneck = (proc, processor.attach(tp, proc))
+        proc = BottleneckSpanProcessor(meter_provider=mp, max_operations=settings.max_operations)
+        telemetry._bottleneck = (proc, attach(tp, proc))
     try:
         telemetry._resources = ResourceMonitor(
             mp, reg, HealthThresholds(

@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 
 import otelperf
 from otelperf import _names as N
-from otelperf import apis
+from otelperf.emit import apis
+from otelperf.emit import prices as price_table
 from tests.scrape import read_registry, scrape
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -43,9 +44,9 @@ CACHE = N.CACHE_REQUESTS.prom
 
 @pytest.fixture(autouse=True)
 def no_prices() -> Iterator[None]:
-    apis.clear_prices()
+    price_table.clear_prices()
     yield
-    apis.clear_prices()
+    price_table.clear_prices()
 
 
 @pytest.fixture
@@ -277,9 +278,9 @@ def test_set_tokens_validates_and_prices_are_a_copy():
         with otelperf.api_call("a") as call:
             call.set_tokens(input=-3)
     otelperf.set_api_price("a", "m", input_per_million_usd=1, output_per_million_usd=2)
-    table = apis.prices()
+    table = price_table.prices()
     table.clear()
-    assert apis.prices() == {("a", "m"): (1.0, 2.0)}
+    assert price_table.prices() == {("a", "m"): (1.0, 2.0)}
 
 
 def test_without_a_processor_records_are_dropped_with_one_warning(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otelperf._attribution import SpanTuple, attribute
+from otelperf.derive.attribution import SpanTuple, attribute
 
 
 def test_parallel_fan_out_from_the_issue():

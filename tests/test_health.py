@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 import otelperf
 from otelperf.config import parse_bytes, resolve
 from otelperf.errors import ConfigError
-from otelperf.resources import HealthThresholds, Probes, Readings, evaluate, filesystems
+from otelperf.expose.health import HealthThresholds, Readings, evaluate
+from otelperf.expose.probes import Probes, filesystems
 from tests.scrape import get
 
 T = HealthThresholds()  # 0.8 CPU, 0.8 memory, 0.9 disk, no process limit
@@ -247,7 +248,7 @@ def test_telemetry_health_when_disabled() -> None:
 def test_a_bug_in_the_check_still_answers_and_is_counted() -> None:
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from otelperf.resources import ResourceMonitor
+    from otelperf.expose.resources import ResourceMonitor
 
     bad_rss = Probes(rss=lambda: "lots")  # type: ignore[arg-type,return-value]
     monitor = ResourceMonitor(MeterProvider(), CollectorRegistry(),

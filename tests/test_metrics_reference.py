@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import otelperf
 from otelperf import _names as N
-from otelperf.resources import Probes
+from otelperf.expose.probes import Probes
 from tests.scrape import get
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"

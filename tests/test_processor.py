@@ -25,7 +25,9 @@ from prometheus_client import CollectorRegistry
 
 import otelperf
 from otelperf import _names as N
-from otelperf.processor import PAIRS_PER_OPERATION, BottleneckSpanProcessor, RecordEverythingSampler
+from otelperf.derive.processor import BottleneckSpanProcessor
+from otelperf.derive.sampler import RecordEverythingSampler
+from otelperf.derive.totals import PAIRS_PER_OPERATION
 from tests.scrape import read_registry, scrape
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -203,7 +205,7 @@ def test_several_roots_in_flight_in_one_trace_keep_nested_spans_apart(rig: Rig):
     r1 = tr.start_span("GET /a", context=remote, start_time=0)
     a1 = tr.start_span("a1", context=under(r1), start_time=5)  # before the second root
     r2 = tr.start_span("GET /b", context=remote, start_time=10)
-    assert rig.processor._shared  # the trace now registers its spans
+    assert rig.processor.table.shared  # the trace now registers its spans
     a2 = tr.start_span("a2", context=under(a1), start_time=12)  # parent unregistered: r1's
     b1 = tr.start_span("b1", context=under(r2), start_time=15)
     b2 = tr.start_span("b2", context=under(b1), start_time=16)
@@ -237,7 +239,7 @@ def test_several_roots_in_flight_in_one_trace_keep_nested_spans_apart(rig: Rig):
     assert family(s, N.DROPPED_SPANS) == {frozenset({(N.REASON, "late")}): 2}
     assert get(s, N.TRACES_IN_FLIGHT) == 0
     p = rig.processor
-    assert p._roots == {} and p._traces == {} and p._shared == {}
+    assert p.table.roots == {} and p.table.traces == {} and p.table.shared == {}
 
 
 def test_open_child_at_root_end_is_async_and_its_end_is_late(rig: Rig):
@@ -335,7 +337,12 @@ def test_ttl_sweep_expires_roots_that_never_end_without_a_thread():
         assert get(s, N.ROOTS, root_operation="stuck") is None
         assert get(s, N.ROOTS, root_operation="root") == 2
         assert threading.active_count() == threads
-        assert rig.processor._traces == rig.processor._shared == rig.processor._roots == {}
+        assert (
+            rig.processor.table.traces
+            == rig.processor.table.shared
+            == rig.processor.table.roots
+            == {}
+        )
     finally:
         rig.close()
 
@@ -353,7 +360,7 @@ def test_a_scrape_expires_stuck_roots_when_no_request_comes():
         s = rig.read()
         assert get(s, N.TRACES_IN_FLIGHT) == 0
         assert family(s, N.DROPPED_SPANS) == {frozenset({("reason", "expired")}): 3}
-        assert rig.processor._traces == {} and rig.processor._roots == {}
+        assert rig.processor.table.traces == {} and rig.processor.table.roots == {}
     finally:
         rig.close()
 
@@ -464,7 +471,7 @@ def test_threads_serving_many_roots_of_one_trace_give_exact_sums(rig: Rig):
     assert get(s, N.ROOTS, root_operation="consume") == n
     assert family(s, N.DROPPED_SPANS) == {}
     p = rig.processor
-    assert p._roots == p._traces == p._shared == {}
+    assert p.table.roots == p.table.traces == p.table.shared == {}
 
 
 def test_interleaved_asyncio_tasks_give_exact_sums(rig: Rig):
@@ -500,7 +507,7 @@ def test_state_is_reinitialised_after_fork(rig: Rig):
         code = 1
         try:
             p = rig.processor
-            fresh = not p._roots and not p._traces and not p._totals.roots
+            fresh = not p.table.roots and not p.table.traces and not p.totals.roots
             fan_out(rig.tracer)
             roots = get(rig.read(), N.ROOTS, root_operation="root")
             os.write(w, f"{fresh} {roots}".encode())
@@ -559,18 +566,18 @@ def test_a_million_spans_with_100k_distinct_names_leave_memory_at_baseline():
     peak_in_flight = 0
     for chunk in range(10):  # 1 000 000 spans; every root has its own name: 100 000 names
         _drive(p, 100_000, 10**7 * (chunk + 1), True)
-        peak_in_flight = max(peak_in_flight, len(p._roots))
+        peak_in_flight = max(peak_in_flight, len(p.table.roots))
         clock.now += 10  # the roots that never ended expire at the next sweep
     _drive(p, 10, 10**12, False)
     elapsed = time.perf_counter() - t0
     gc.collect()
     grown = proc.memory_info().rss - base
-    assert p._roots == {} and p._traces == {} and p._shared == {}
-    assert len(p._tombstones) == 20 + 10 * 100  # expired traces, under the cap
-    assert len(p._totals.names) == p.max_operations
-    assert len(p._totals.pairs) <= p.max_operations * PAIRS_PER_OPERATION + 10
+    assert p.table.roots == {} and p.table.traces == {} and p.table.shared == {}
+    assert len(p.table.tombstones) == 20 + 10 * 100  # expired traces, under the cap
+    assert len(p.totals.names) == p.max_operations
+    assert len(p.totals.pairs) <= p.max_operations * PAIRS_PER_OPERATION + 10
     assert peak_in_flight == 100  # only this chunk's never-ending roots
-    assert p._dropped == {
+    assert p.table.dropped == {
         "expired": (20 + 10 * 100) * 9,  # the ended children of never-ending roots
         "late": 20 + 10 * 100,  # the late second ends
     }
@@ -633,19 +640,24 @@ def test_children_of_one_root_from_many_threads_racing_its_end():
         # every child is either attributed (10 ns of self time each) or late: none lost
         assert round(counted * 1e9 / 10) + late == 20 * 8 * 200
         assert get(s, N.ROOTS, root_operation="root") == 20
-        assert rig.processor._traces == rig.processor._shared == rig.processor._roots == {}
+        assert (
+            rig.processor.table.traces
+            == rig.processor.table.shared
+            == rig.processor.table.roots
+            == {}
+        )
     finally:
         sys.setswitchinterval(interval)
         rig.close()
 
 
 def test_direct_field_reads_match_the_public_properties():
-    from otelperf import processor as proc_module
+    from otelperf._core import sdk_compat
 
     class OtherSpan(ReadableSpan):  # not the SDK's exact class: read through the properties
         pass
 
-    assert proc_module._DIRECT_FIELDS  # the installed SDK keeps the fields on_end reads
+    assert sdk_compat.DIRECT_FIELDS  # the installed SDK keeps the fields on_end reads
     res = Resource.create({})
     totals = []
     for cls in (ReadableSpan, OtherSpan):
@@ -678,8 +690,6 @@ def test_default_sampler_fast_path_decides_like_the_wrapped_parent_based() -> No
     from opentelemetry import trace as api
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased
     from opentelemetry.trace import NonRecordingSpan, TraceFlags, TraceState
-
-    from otelperf.processor import RecordEverythingSampler
 
     fast = RecordEverythingSampler(ParentBased(ALWAYS_ON))
     assert fast._parent_based_always_on

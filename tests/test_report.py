@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 import otelperf
 from otelperf import _names as N
-from otelperf import apis
+from otelperf.emit import prices
 from otelperf.report import (
     DEFAULT_RESOURCE_LIMITS,
     LiveSummary,
@@ -427,7 +427,7 @@ def telemetry_loaded():
         yield t
     finally:
         t.shutdown()
-        apis.clear_prices()
+        prices.clear_prices()
 
 
 def test_live_summary_and_the_demo_use_the_report(telemetry_loaded):

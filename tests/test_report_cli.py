@@ -40,8 +40,8 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
 import otelperf
-from otelperf import apis
 from otelperf.cli import main
+from otelperf.emit import prices
 
 MS = 1_000_000
 
@@ -236,7 +236,7 @@ def loaded() -> Iterator[otelperf.Telemetry]:
         yield t
     finally:
         t.shutdown()
-        apis.clear_prices()
+        prices.clear_prices()
 
 
 def cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -461,7 +461,7 @@ def test_empty_endpoint():
     # (configure() is taken by the module fixture; this is the same server and reader).
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from otelperf.exporter import MetricsServer, prometheus_reader
+    from otelperf.expose.server import MetricsServer, prometheus_reader
 
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[prometheus_reader(registry)])

@@ -27,8 +27,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import otelperf
-from otelperf import apis
 from otelperf.cli import main
+from otelperf.emit import prices
 from otelperf.report.sources.prometheus import queries
 from tests.conftest import require_binary
 from tests.test_report_cli import (
@@ -153,7 +153,7 @@ def window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         if proc is not None:
             stop(proc)
         t.shutdown()
-        apis.clear_prices()
+        prices.clear_prices()
 
 
 def report(w: dict[str, Any], capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -19,9 +19,11 @@ from prometheus_client.registry import Collector
 
 import otelperf
 from otelperf import _names as N
-from otelperf import resources
-from otelperf.exporter import MetricsServer, prometheus_reader
-from otelperf.resources import CpuSampler, Probes, ResourceMonitor, filesystems
+from otelperf.expose import probes as probe_module
+from otelperf.expose import resources
+from otelperf.expose.probes import CpuSampler, Probes, filesystems
+from otelperf.expose.resources import ResourceMonitor
+from otelperf.expose.server import MetricsServer, prometheus_reader
 from tests.scrape import get, matching, scrape, value
 
 HOST = (N.HOST_CPU_UTILIZATION, N.HOST_MEMORY_UTILIZATION, N.HOST_FILESYSTEM_UTILIZATION)
@@ -74,7 +76,7 @@ def test_scrape_shows_host_and_process_metrics(telemetry: otelperf.Telemetry) ->
             pytest.approx(ratio, abs=0.01)
         )
     rss = value(samples, N.PROC_RESIDENT_MEMORY.prom)
-    assert rss == pytest.approx(resources.current_rss(), rel=0.2)
+    assert rss == pytest.approx(probe_module.current_rss(), rel=0.2)
 
 
 def test_no_per_cpu_or_per_pid_series(telemetry: otelperf.Telemetry) -> None:
@@ -235,9 +237,9 @@ def test_filesystems_capped_and_unreadable_mounts_skipped() -> None:
 
     probes = Probes(disk_partitions=lambda: parts, disk_usage=usage)
     out = filesystems(probes, lambda key, exc: failures.append(key))
-    assert len(out) == resources.MAX_MOUNTPOINTS
+    assert len(out) == probe_module.MAX_MOUNTPOINTS
     assert "/m03" not in out and "/m32" in out and "/m33" not in out
-    assert failures == ["probe"] + ["overflow"] * (40 - 1 - resources.MAX_MOUNTPOINTS)
+    assert failures == ["probe"] + ["overflow"] * (40 - 1 - probe_module.MAX_MOUNTPOINTS)
 
 
 # -- failures never reach the scrape --------------------------------------------------------------
@@ -300,7 +302,7 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
     threads = [threading.Thread(target=stop.wait) for _ in range(4)]
     for t in threads:
         t.start()
-    parent_proc = resources.process()  # cached before the fork on purpose
+    parent_proc = probe_module.process()  # cached before the fork on purpose
     parent_threads = served.monitor.probes.num_threads()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -313,10 +315,10 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
             tasks_after = len(os.listdir("/proc/self/task"))
             doc = {
                 "pid": os.getpid(),
-                "process_pid": resources.process().pid,
+                "process_pid": probe_module.process().pid,
                 "threads": [o.value for o in obs],
                 "tasks": [tasks_before, tasks_after],
-                "rss": resources.current_rss(),
+                "rss": probe_module.current_rss(),
                 "health": served.monitor.health()[1]["checks"]["process_memory"]["status"],
                 "cpu": [o.value for o in served.monitor._observe_cpu(None)],  # type: ignore[arg-type]
             }
@@ -335,17 +337,17 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
     low, high = sorted(doc["tasks"])
     assert len(doc["threads"]) == 1 and low <= doc["threads"][0] <= high, doc
     assert parent_threads >= 6 > high  # main + server + 4 waiting threads; the child has fewer
-    assert resources.process() is parent_proc  # the parent keeps its cached Process
+    assert probe_module.process() is parent_proc  # the parent keeps its cached Process
     assert doc["rss"] > 0
     assert doc["health"] == "ok"  # /health's probes work in the child (no inherited locks)
     assert len(doc["cpu"]) == 1 and 0.0 <= doc["cpu"][0] <= 1.0
 
 
 def test_current_rss_agrees_with_psutil_and_follows_allocation() -> None:
-    before = resources.current_rss()
+    before = probe_module.current_rss()
     assert abs(before - psutil.Process().memory_info().rss) <= 64 * 4096
     block = bytearray(b"\x01") * (32 * 2**20)
-    grown = resources.current_rss() - before
+    grown = probe_module.current_rss() - before
     del block
     assert 31 * 2**20 <= grown <= 40 * 2**20
 

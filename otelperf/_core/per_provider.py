@@ -8,15 +8,14 @@ instruments of the first and point their callbacks at itself: that is what this 
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
+from otelperf._core import fork
 
-_registries: weakref.WeakSet[PerProvider[Any]] = weakref.WeakSet()
+T = TypeVar("T")
 
 
 class PerProvider(Generic[T]):
@@ -38,7 +37,7 @@ class PerProvider(Generic[T]):
         self._weak: weakref.WeakKeyDictionary[Any, T] = weakref.WeakKeyDictionary()
         self._strong: dict[int, tuple[Any, T]] = {}
         self._lock = threading.Lock()
-        _registries.add(self)
+        fork.on_fork(self.after_fork)
 
     def get(self, provider: Any, *args: Any) -> T:
         with self._lock:
@@ -55,15 +54,6 @@ class PerProvider(Generic[T]):
                     self._strong[id(provider)] = (provider, found)
             return found
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
+        # A lock held by another thread at fork() time would never be released in the child.
         self._lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork() time would never be released in the child.
-    for registry in list(_registries):
-        registry._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,111 @@
+"""Every read of an OpenTelemetry SDK (or prometheus_client) private field, in one module.
+
+The span processor's hooks run for every span, and the SDK's public properties cost several
+times a field read there (``ReadableSpan.attributes`` builds a new MappingProxyType per read),
+so the hot path reads private fields directly.  Whether it *can* is decided once, here, at
+import: :data:`DIRECT_FIELDS` is True only if a probe span built with the installed SDK shows
+the expected fields; otherwise :data:`SDK_SPAN` and :data:`READABLE_SPAN` are None and the hooks
+fall back to the public properties.  The other helpers read SDK internals that have no public
+equivalent, and each degrades to a safe answer when the layout is unknown.
+
+The fields the hooks read, for reference (the probe checks each):
+``_Span._parent`` / ``._context``; ``ReadableSpan._context``, ``._parent``, ``._name``,
+``._start_time``, ``._end_time``, ``._attributes``, ``._kind``; SpanContext's tuple slots
+``[0]`` trace_id, ``[1]`` span_id, ``[2]`` is_remote; ``BoundedAttributes._dict``
+(:data:`ATTRIBUTES_DICT`: read with ``getattr(attrs, ATTRIBUTES_DICT, attrs)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.trace import SpanContext, SpanKind
+
+ATTRIBUTES_DICT = "_dict"
+"""BoundedAttributes answers a missing key through Mapping.get (a raised and caught KeyError
+per lookup): its plain dict, under this name, answers without."""
+
+
+def _probe_fields() -> bool:
+    """Whether ReadableSpan keeps the private fields the hooks read directly."""
+    try:
+        sc = SpanContext(1, 2, False)
+        span = ReadableSpan(
+            "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=SpanKind.CLIENT
+        )
+        fields = (span._context, span._parent, span._name, span._start_time, span._end_time)
+        slots = (sc[0], sc[1], sc[2]) == (sc.trace_id, sc.span_id, sc.is_remote) == (1, 2, False)
+        return (
+            slots
+            and fields == (sc, sc, "probe", 1, 2)
+            and dict(span._attributes or {}) == {"a": 1}
+            and span._kind is span.kind is SpanKind.CLIENT
+        )
+    except Exception:
+        return False
+
+
+DIRECT_FIELDS = _probe_fields()
+# The classes whose fields the hooks read directly: the span the SDK's tracer makes (on_start)
+# and the ReadableSpan it passes to on_end.  None when the probe fails: properties throughout.
+SDK_SPAN: Any = getattr(sdk_trace, "_Span", None) if DIRECT_FIELDS else None
+READABLE_SPAN: Any = ReadableSpan if DIRECT_FIELDS else None
+
+
+def tracers(tp: TracerProvider) -> list[Any]:
+    """The Tracers ``tp`` handed out (the SDK copies its sampler into each); [] if unknown."""
+    found = getattr(tp, "_tracers", None)
+    return list(found.values()) if isinstance(found, dict) else []
+
+
+def remove_span_processor(tp: TracerProvider, processor: Any) -> None:
+    """Take ``processor`` out of ``tp`` (the SDK has no public way); a no-op if unknown."""
+    multi = getattr(tp, "_active_span_processor", None)
+    lock = getattr(multi, "_lock", None)
+    if lock is not None and isinstance(getattr(multi, "_span_processors", None), tuple):
+        # The SDK's multi-processor swaps an immutable tuple under this lock, so doing the
+        # same is safe against concurrent on_start/on_end.
+        with lock:
+            procs = multi._span_processors  # type: ignore[union-attr]
+            multi._span_processors = tuple(p for p in procs if p is not processor)  # type: ignore[union-attr]
+
+
+def is_default_parent_based(sampler: Sampler) -> bool:
+    """ParentBased(ALWAYS_ON) with its default sub-samplers (the SDK's default sampler)?"""
+    return (
+        type(sampler) is ParentBased
+        and getattr(sampler, "_root", None) is ALWAYS_ON
+        and getattr(sampler, "_remote_parent_sampled", None) is ALWAYS_ON
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_local_parent_sampled", None) is ALWAYS_ON
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
+
+
+def is_unset_tracer_provider(tp: Any) -> bool:
+    """The API's placeholder (no application provider installed yet)?"""
+    return isinstance(tp, trace.ProxyTracerProvider)
+
+
+def is_unset_meter_provider(mp: Any) -> bool:
+    """The API's placeholder meter provider (kept in a private module)?"""
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    proxy = getattr(metrics_internal, "_ProxyMeterProvider", None)
+    return proxy is not None and isinstance(mp, proxy)
+
+
+def has_prometheus_reader(mp: Any) -> bool:
+    """Does ``mp`` export through a PrometheusMetricReader?  An unknown layout counts as no."""
+    readers = getattr(mp, "_metric_readers", None) or ()
+    return any(isinstance(r, PrometheusMetricReader) for r in readers)
+
+
+def collector_types(registry: Any) -> set[type]:
+    """Types of the collectors on a prometheus_client registry (kept privately there)."""
+    return {type(c) for c in getattr(registry, "_collector_to_names", {})}

@@ -1,0 +1,167 @@
+"""Cache and external-API accounting: from CLIENT and cache spans, and from span-less records.
+
+The span path (:meth:`Accounts.account`, called by the trace table for an ended span that
+carries cache attributes or is a CLIENT span) and the span-less path (``record_cache()`` and
+``record_api_call()`` through the processor) end in the same two counting methods, so one
+figure never depends on how it was recorded.  Label sets are capped: past ``2 *
+max_operations`` caches or ``max_operations`` (api, model) pairs, further ones are
+``__overflow__`` (counted as component ``apis``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from opentelemetry.metrics import Histogram, Observation
+from opentelemetry.trace import SpanKind
+
+from otelperf import _names as N
+from otelperf._core.selfmetrics import Tally
+from otelperf.emit.prices import cost_of
+
+_CLIENT = SpanKind.CLIENT
+_CACHE_NAME = N.ATTR_CACHE_NAME
+OVERFLOW_COMPONENT = "apis"
+
+
+class Count:
+    """One labelled counter value (calls, tokens, cost, lookups)."""
+
+    __slots__ = ("attrs", "value")
+
+    def __init__(self, attrs: dict[str, str], value: float = 0) -> None:
+        self.attrs = attrs
+        self.value = value
+
+
+class Accounts:
+    """The cache and API tables; ``lock`` is the totals' lock (one lock for all totals)."""
+
+    def __init__(
+        self, max_operations: int, lock: threading.Lock, overflows: Tally, api_duration: Histogram
+    ) -> None:
+        self.max_operations = max_operations
+        self.lock = lock
+        self.overflows = overflows
+        self.api_duration = api_duration
+        self.closed = False
+        self.cache: dict[tuple[str, str], Count] = {}
+        self.api_keys: dict[tuple[str, str], tuple[str, str]] = {}
+        self.api_calls: dict[tuple[str, str, str], Count] = {}
+        self.api_tokens: dict[tuple[str, str, str], Count] = {}
+        self.api_cost: dict[tuple[str, str], Count] = {}
+
+    def account(self, span: Any, attrs: Any, kind: Any) -> None:
+        """Count an ended span's cache lookup and, for a CLIENT span, its API call."""
+        cache = attrs.get(_CACHE_NAME)
+        if cache is not None:
+            hit = attrs.get(N.ATTR_CACHE_HIT)
+            if isinstance(cache, str) and cache and isinstance(hit, bool):
+                self.count_cache(cache, hit)
+        if kind is not _CLIENT:
+            return
+        api = attrs.get(N.ATTR_API) or attrs.get(N.GENAI_PROVIDER) or attrs.get(N.GENAI_SYSTEM)
+        if not api:
+            api = attrs.get(N.SERVER_ADDRESS)
+            if not api:
+                return
+        model = attrs.get(N.GENAI_REQUEST_MODEL) or attrs.get(N.GENAI_RESPONSE_MODEL)
+        status = attrs.get(N.HTTP_STATUS)
+        error = N.ATTR_ERROR_TYPE in attrs or (isinstance(status, int) and status >= 500)
+        tin = attrs.get(N.GENAI_INPUT_TOKENS, 0)
+        tout = attrs.get(N.GENAI_OUTPUT_TOKENS, 0)
+        cost = attrs.get(N.ATTR_API_COST)
+        start, end = span.start_time, span.end_time
+        dur = None
+        if start is not None and end is not None and end >= start:
+            dur = (end - start) / 1e9
+        self.count_api(
+            str(api),
+            str(model) if model else N.UNKNOWN_MODEL,
+            error,
+            dur,
+            tin if isinstance(tin, int) and tin >= 0 else 0,
+            tout if isinstance(tout, int) and tout >= 0 else 0,
+            float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+        )
+
+    def count_cache(self, cache: str, hit: bool) -> None:
+        """One lookup in ``cache``."""
+        if self.closed:
+            return
+        result = N.RESULT_HIT if hit else N.RESULT_MISS
+        with self.lock:
+            key = (cache, result)
+            c = self.cache.get(key)
+            if c is None:
+                if len(self.cache) >= 2 * self.max_operations:
+                    self.overflows.add(OVERFLOW_COMPONENT)
+                    key = (N.OVERFLOW, result)
+                    c = self.cache.get(key)
+                if c is None:
+                    c = self.cache[key] = Count({N.CACHE: key[0], N.RESULT: result})
+            c.value += 1
+
+    def count_api(
+        self,
+        api: str,
+        model: str,
+        error: bool,
+        duration: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float | None,
+    ) -> None:
+        """One API call: calls by outcome, tokens, cost (priced if not given), duration."""
+        if self.closed:
+            return
+        outcome = N.OUTCOME_ERROR if error else N.OUTCOME_SUCCESS
+        if cost is None and (input_tokens or output_tokens):
+            cost = cost_of(api, model, input_tokens, output_tokens)
+        with self.lock:
+            labels = self.api_keys.get((api, model))
+            if labels is None:
+                if len(self.api_keys) >= self.max_operations:
+                    self.overflows.add(OVERFLOW_COMPONENT)
+                    labels = (N.OVERFLOW, N.OVERFLOW)
+                else:
+                    labels = self.api_keys[(api, model)] = (api, model)
+            a, m = labels
+            key3 = (a, m, outcome)
+            calls = self.api_calls.get(key3)
+            if calls is None:
+                attrs = {N.API: a, N.MODEL: m, N.OUTCOME: outcome}
+                calls = self.api_calls[key3] = Count(attrs)
+            calls.value += 1
+            for ttype, n in ((N.TOKEN_INPUT, input_tokens), (N.TOKEN_OUTPUT, output_tokens)):
+                if n:
+                    tk = (a, m, ttype)
+                    c = self.api_tokens.get(tk)
+                    if c is None:
+                        c = self.api_tokens[tk] = Count({N.API: a, N.MODEL: m, N.TOKEN_TYPE: ttype})
+                    c.value += n
+            if cost is not None:
+                c = self.api_cost.get(labels)
+                if c is None:
+                    c = self.api_cost[labels] = Count({N.API: a, N.MODEL: m}, 0.0)
+                c.value += cost
+        if duration is not None:
+            self.api_duration.record(duration, calls.attrs)
+
+    # -- readers of the observable counters (scrape time) ----------------------------------------
+    def _observe(self, table: dict[Any, Count]) -> list[Observation]:
+        with self.lock:
+            return [Observation(v.value, v.attrs) for v in table.values()]
+
+    def observe_cache(self) -> list[Observation]:
+        return self._observe(self.cache)
+
+    def observe_calls(self) -> list[Observation]:
+        return self._observe(self.api_calls)
+
+    def observe_tokens(self) -> list[Observation]:
+        return self._observe(self.api_tokens)
+
+    def observe_cost(self) -> list[Observation]:
+        return self._observe(self.api_cost)

@@ -1,0 +1,150 @@
+"""BottleneckSpanProcessor: critical path, self time, cache and external-API counters.
+
+A thin SpanProcessor adapter over its parts: the trace table (otelperf.derive.traces: filing,
+sealing, TTL sweep, drops), the totals (otelperf.derive.totals, with the attribution of
+otelperf.derive.attribution) and the cache/API accounts (otelperf.derive.accounts).  Per span
+the cost is the table's: its ``on_start``/``on_end`` are bound as this processor's hooks at
+set-up, so the SDK calls them directly (docs/processor.md has the figures).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from otelperf import _names as N
+from otelperf._core import fork, sinks
+from otelperf._core.selfmetrics import Tally
+from otelperf.derive.accounts import Accounts
+from otelperf.derive.instruments import instruments
+from otelperf.derive.totals import Totals
+from otelperf.derive.traces import TraceTable
+
+
+def _check(max_operations: int, max_traces: int, max_spans: int, ttl: float) -> None:
+    for arg, value in (("max_operations", max_operations),
+                       ("max_traces_in_flight", max_traces),
+                       ("max_spans_per_trace", max_spans)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"BottleneckSpanProcessor({arg}={value!r}): must be an int")
+        if value < 1:
+            raise ValueError(f"BottleneckSpanProcessor({arg}={value!r}): must be >= 1")
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not ttl > 0
+        or ttl == float("inf")
+    ):
+        raise ValueError(
+            f"BottleneckSpanProcessor(trace_ttl_seconds={ttl!r}): must be a finite number of "
+            "seconds > 0"
+        )
+
+
+class BottleneckSpanProcessor(SpanProcessor):
+    """Turns each request's spans into critical-path, self-time, cache and API metrics.
+
+    Add it to any SDK TracerProvider (``configure()`` adds one for you); with
+    ``meter_provider`` it registers its instruments there, else on the global one.
+
+    >>> from opentelemetry.sdk.trace import TracerProvider
+    >>> tp = TracerProvider()
+    >>> tp.add_span_processor(BottleneckSpanProcessor(meter_provider=mp))  # doctest: +SKIP
+    """
+
+    table: TraceTable
+    totals: Totals
+    accounts: Accounts
+    errors: Tally
+    overflows: Tally
+
+    def __init__(
+        self,
+        *,
+        meter_provider: Any = None,
+        max_operations: int = 1000,
+        max_traces_in_flight: int = 10000,
+        max_spans_per_trace: int = 1000,
+        trace_ttl_seconds: float = 60.0,
+        _clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check(max_operations, max_traces_in_flight, max_spans_per_trace, trace_ttl_seconds)
+        self.max_operations = max_operations
+        self.max_traces_in_flight = max_traces_in_flight
+        self.max_spans_per_trace = max_spans_per_trace
+        self.trace_ttl_seconds = float(trace_ttl_seconds)
+        self._clock = _clock
+        self._closed = False
+        mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        self._instruments = instruments.get(mp)
+        self._init_state()
+        self._instruments.current = self._instruments.self_metrics.current = self
+        sinks.register(self)
+        fork.on_fork(self._init_state)
+
+    def _init_state(self) -> None:
+        # Also the after-fork reset: fresh parts (fresh locks: a parent thread may have held one
+        # at fork) and empty tables, so the child counts only its own work.
+        self.errors = Tally(N.COMPONENT)
+        self.overflows = Tally(N.COMPONENT)
+        self.totals = Totals(self.max_operations, self.overflows)
+        self.accounts = Accounts(
+            self.max_operations, self.totals.lock, self.overflows,
+            self._instruments.api_duration,
+        )  # fmt: skip
+        self.table = TraceTable(
+            max_traces=self.max_traces_in_flight, max_spans=self.max_spans_per_trace,
+            ttl=self.trace_ttl_seconds, clock=self._clock, finish=self.totals.add_root,
+            account=self.accounts.account, errors=self.errors,
+        )  # fmt: skip
+        self.table.closed = self.accounts.closed = self._closed
+        # The SDK calls these for every span: bound straight to the table's methods, so the
+        # adapter adds no frame (instance attributes shadow the delegating methods below).
+        self.on_start = self.table.on_start  # type: ignore[method-assign]
+        self.on_end = self.table.on_end  # type: ignore[method-assign]
+
+    # -- SpanProcessor (shadowed per instance by the table's bound methods) ---------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """A span started (see TraceTable.on_start)."""
+        self.table.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """A span ended (see TraceTable.on_end)."""
+        self.table.on_end(span)
+
+    def shutdown(self) -> None:
+        """Stop processing and forget spans in flight; totals stay readable.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.accounts.closed = True
+        self.table.clear()
+        sinks.unregister(self)
+        fork.forget(self._init_state)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered for export: always True."""
+        return True
+
+    # -- span-less records (otelperf._core.sinks: record_cache, record_api_call) ----------------
+    def count_cache(self, cache: str, hit: bool) -> None:
+        """One lookup in ``cache`` (what record_cache() records)."""
+        self.accounts.count_cache(cache, hit)
+
+    def count_api(
+        self,
+        api: str,
+        model: str,
+        error: bool,
+        duration: float | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost: float | None,
+    ) -> None:
+        """One API call (what record_api_call() records)."""
+        self.accounts.count_api(api, model, error, duration, input_tokens, output_tokens, cost)

@@ -1,0 +1,357 @@
+"""The trace table: which local root each ended span is filed under, sealing, TTL sweep, drops.
+
+Per span the table does no work when the span starts (unless it is a local root) and, when it
+ends, one dict lookup (its trace's root, by trace id) and one list append of a ``(id, parent,
+name, start, end)`` tuple, without a lock.  When a local root ends its spans are sealed and
+handed to ``finish`` (the totals: attribution runs there, unlocked).  Only a trace with several
+local roots in flight at once registers its spans as they start, so each is filed under its own
+root.  :meth:`TraceTable.on_start` and :meth:`TraceTable.on_end` *are* the processor's hooks
+(it binds them at set-up): everything they touch is an attribute of this one object, read
+directly, with no call per span the old single class did not make.
+
+Bounded memory: at most ``max_traces`` local roots are tracked (further roots and their spans
+are dropped, reason ``capacity``), at most ``max_spans`` spans per root (``truncated``), roots
+still open after ``ttl`` seconds are discarded by a sweep that runs when a root starts and at
+scrape time (``expired``; no thread), and spans ending after their root are ``late``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span
+from opentelemetry.trace import SpanKind
+
+from otelperf import _names as N
+from otelperf._core.sdk_compat import ATTRIBUTES_DICT, READABLE_SPAN, SDK_SPAN
+from otelperf._core.selfmetrics import Tally
+from otelperf.derive.attribution import SpanTuple
+
+COMPONENT = "processor"
+
+CAPACITY = "capacity"
+TRUNCATED = "truncated"
+EXPIRED = "expired"
+LATE = "late"
+REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
+
+_CLIENT = SpanKind.CLIENT
+_CACHE_NAME = N.ATTR_CACHE_NAME
+
+Finish = Callable[[int, list[SpanTuple]], None]
+Account = Callable[[ReadableSpan, Any, Any], None]
+
+
+class Root:
+    """One tracked local root in flight and the ended spans filed under it."""
+
+    __slots__ = ("expired", "n_sealed", "root_id", "sealed", "seen", "spans", "started", "trace_id")
+
+    def __init__(self, root_id: int, trace_id: int, seen: float) -> None:
+        # One of these per request: only what every request needs is set here; ``expired``,
+        # ``sealed`` and ``n_sealed`` are set by seal().
+        self.root_id = root_id
+        self.trace_id = trace_id
+        self.seen = seen
+        self.spans: list[SpanTuple] | None = []  # None once sealed: the root ended or expired
+        # The span ids registered under it, its own first, once its trace has several roots.
+        self.started: list[int] | None = None
+
+    def seal(self, expired: bool) -> list[SpanTuple]:
+        """Take the ended spans (under the table's lock); later ones are settled apart.
+
+        ``spans`` is set to None before its length is read: an on_end that appended to the
+        list and then still sees it current was counted here (see ``_settle``).
+        """
+        spans = self.spans if self.spans is not None else []
+        self.spans = None
+        self.expired = expired
+        self.sealed = spans  # the list as sealed: its first n_sealed entries are counted
+        n = self.n_sealed = len(spans)
+        return spans[:n]
+
+
+class Shared:
+    """A trace with more than one tracked local root in flight (a service calling itself, many
+    queue messages of one producer trace): the root each span started under, by span id."""
+
+    __slots__ = ("owner", "roots")
+
+    def __init__(self) -> None:
+        self.owner: dict[int, Root] = {}
+        self.roots = 0  # tracked roots of the trace in flight
+
+    def add(self, root: Root) -> None:
+        root.started = [root.root_id]
+        self.owner[root.root_id] = root
+        self.roots += 1
+
+
+class TraceBook:
+    """The local roots in flight and the spans filed under each, and their bookkeeping.
+
+    ``finish(root_id, spans)`` receives each root's sealed spans (unlocked); ``account(span,
+    attributes, kind)`` each ended CLIENT or cache span; failures are counted in ``errors``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_traces: int,
+        max_spans: int,
+        ttl: float,
+        clock: Callable[[], float],
+        finish: Finish,
+        account: Account,
+        errors: Tally,
+    ) -> None:
+        self.max_traces = max_traces
+        self.max_spans = max_spans
+        self.max_children = max_spans - 1  # the root itself is the last one
+        self.ttl = ttl
+        self.sweep_every = min(1.0, ttl / 4)
+        self.clock = clock
+        self.finish = finish
+        self.account = account
+        self.errors = errors
+        self.closed = False
+        self.lock = threading.Lock()
+        self.roots: dict[int, Root] = {}  # root span id -> root, oldest first (TTL sweep)
+        # trace id -> the root its spans are filed under.  Spans are not registered when they
+        # start: a trace with one local root in flight (nearly all) files every span under it.
+        self.traces: dict[int, Root] = {}
+        self.shared: dict[int, Shared] = {}  # traces with several tracked roots in flight
+        self.tombstones: dict[int, str] = {}  # trace_id -> why its spans are not tracked
+        self.dropped: dict[str, int] = {}
+        self.next_sweep = clock() + self.sweep_every
+
+    def _share(self, trace_id: int, first: Root, root: Root) -> None:
+        """A second root of a trace in flight (under the lock): from now on its spans are
+        registered when they start, so each is filed under its own root.  Unregistered ones
+        (started earlier) stay filed under the first."""
+        shared = self.shared.get(trace_id)
+        if shared is None:
+            shared = self.shared[trace_id] = Shared()
+            shared.add(first)
+        shared.add(root)
+
+    def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
+        with self.lock:
+            shared = self.shared.get(trace_id)
+            if shared is None:
+                return
+            root = shared.owner.get(parent_id)
+            started = root.started if root is not None and root.spans is not None else None
+            if started is not None and len(started) < self.max_spans:
+                started.append(sid)
+                shared.owner[sid] = root  # type: ignore[assignment]
+
+    def _settle(self, t: Root, tup: SpanTuple | None) -> None:
+        """A span of ``t`` ended while its root was finishing or expiring (rare: a race)."""
+        with self.lock:
+            if tup is not None and t.spans is None:
+                sealed = t.sealed
+                for i in range(min(t.n_sealed, len(sealed)) - 1, -1, -1):
+                    if sealed[i] is tup:
+                        return  # it made it into the sealed spans: counted there
+            elif tup is not None:
+                return  # not sealed yet: the root or the sweep will count it
+            reason = EXPIRED if t.expired else LATE
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    # -- bookkeeping (under self.lock) --------------------------------------------------------
+    def _retire(self, root: Root) -> None:
+        """``root`` ended or expired: take it out of its trace's tables."""
+        trace_id = root.trace_id
+        shared = self.shared.get(trace_id)
+        if shared is None:
+            if self.traces.get(trace_id) is root:
+                del self.traces[trace_id]
+            return
+        owner = shared.owner
+        for s in root.started or ():
+            owner.pop(s, None)  # its spans ending later are filed under the first root
+        shared.roots -= 1
+        if shared.roots <= 0:
+            del self.shared[trace_id]
+            self.traces.pop(trace_id, None)
+
+    def _tombstone(self, trace_id: int, reason: str) -> None:
+        tombs = self.tombstones
+        tombs[trace_id] = reason
+        if len(tombs) > self.max_traces:
+            del tombs[next(iter(tombs))]
+
+    def _count_missing(self, trace_id: int) -> None:
+        reason = self.tombstones.get(trace_id, LATE)
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def _sweep(self, now: float) -> None:
+        self.next_sweep = now + self.sweep_every
+        deadline = now - self.ttl
+        roots = self.roots
+        while roots:
+            sid = next(iter(roots))  # insertion order = oldest first
+            root = roots[sid]
+            if root.seen > deadline:
+                break
+            del roots[sid]
+            self._retire(root)
+            n = len(root.seal(True))
+            if n:
+                self.dropped[EXPIRED] = self.dropped.get(EXPIRED, 0) + n
+            self._tombstone(root.trace_id, EXPIRED)
+
+    # -- readings (scrape time) and shutdown ----------------------------------------------------
+    def in_flight(self) -> int:
+        """Roots in flight, after expiring stuck ones (no traffic means no sweep otherwise)."""
+        with self.lock:
+            self._sweep_if_due()
+            return len(self.roots)
+
+    def dropped_counts(self) -> dict[str, int]:
+        """Spans dropped so far, by reason, after expiring stuck roots."""
+        with self.lock:
+            self._sweep_if_due()
+            return dict(self.dropped)
+
+    def _sweep_if_due(self) -> None:
+        now = self.clock()
+        if now >= self.next_sweep:
+            self._sweep(now)
+
+    def clear(self) -> None:
+        """Stop filing and forget the roots in flight (the processor shut down)."""
+        self.closed = True
+        with self.lock:
+            self.roots.clear()
+            self.traces.clear()
+            self.shared.clear()
+            self.tombstones.clear()
+
+
+class TraceTable(TraceBook):
+    """The processor's hooks over the book (a subclass, so the hot path reads the book's
+    fields as its own attributes: no indirection per span)."""
+
+    # -- the hooks (bound as the processor's on_start/on_end) ---------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """A span started: a local root is tracked; a child is registered only when its trace
+        has several roots in flight."""
+        if self.closed:
+            return
+        try:
+            if type(span) is SDK_SPAN:
+                # Called for every span: the SDK span's fields and SpanContext's tuple slots
+                # (trace_id, span_id, is_remote) rather than properties (probed at import).
+                parent: Any = span._parent
+                if parent is not None and not parent[2]:
+                    if self.shared and parent[0] in self.shared:  # several roots: register
+                        self._register(parent[0], parent[1], span._context[1])  # type: ignore[index]
+                    return  # a child: nothing to do until it ends
+                ctx: Any = span._context
+                trace_id, sid = ctx[0], ctx[1]
+            else:
+                parent, ctx = span.parent, span.context
+                if parent is not None and not parent.is_remote:
+                    if self.shared and ctx.trace_id in self.shared:
+                        self._register(ctx.trace_id, parent.span_id, ctx.span_id)
+                    return
+                trace_id, sid = ctx.trace_id, ctx.span_id
+            # A local root: once per request, so inline (a frame costs), with acquire/release
+            # (half the cost of ``with`` here); the rare cases go to helpers.
+            now = self.clock()
+            lock = self.lock
+            lock.acquire()
+            try:
+                if now >= self.next_sweep:
+                    self._sweep(now)
+                roots = self.roots
+                if len(roots) >= self.max_traces:
+                    self._tombstone(trace_id, CAPACITY)
+                    return
+                root = roots[sid] = Root(sid, trace_id, now)
+                first = self.traces.setdefault(trace_id, root)
+                if first is not root:
+                    self._share(trace_id, first, root)
+            finally:
+                lock.release()
+        except Exception as exc:  # never into the application
+            self.errors.error(COMPONENT, exc)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """A span ended: a child is filed under its root; a root is sealed and finished."""
+        if self.closed:
+            return
+        ctx: Any
+        parent: Any
+        try:
+            if type(span) is READABLE_SPAN:
+                # What the SDK passes: read its fields, not the properties (which cost ~5x
+                # here and build a new MappingProxyType for ``attributes`` on each read).
+                ctx, parent, name = span._context, span._parent, span._name
+                start, end, attrs = span._start_time, span._end_time, span._attributes
+                # BoundedAttributes answers a missing key through Mapping.get, i.e. a raised
+                # and caught KeyError per lookup (~1 us each here): read its plain dict.
+                attrs = getattr(attrs, ATTRIBUTES_DICT, attrs)
+                trace_id, sid = ctx[0], ctx[1]
+                pid = 0 if parent is None or parent[2] else parent[1]
+                kind = span._kind
+            else:
+                ctx, parent, name = span.context, span.parent, span.name
+                start, end, attrs = span.start_time, span.end_time, span.attributes
+                trace_id, sid = ctx.trace_id, ctx.span_id
+                pid = 0 if parent is None or parent.is_remote else parent.span_id
+                kind = span.kind
+            if not pid:
+                # A local root: once per request, so inline (a frame costs), with
+                # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
+                sealed = None
+                lock = self.lock
+                lock.acquire()
+                try:
+                    root = self.roots.pop(sid, None)
+                    if root is None:  # not tracked (capacity) or expired meanwhile
+                        self._count_missing(trace_id)
+                    else:
+                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr,arg-type]
+                        if self.shared:
+                            self._retire(root)
+                        else:  # _retire's usual case: the trace's only root
+                            del self.traces[trace_id]
+                        sealed = root.seal(False)
+                finally:
+                    lock.release()
+                if sealed is not None:
+                    self.finish(sid, sealed)
+            else:
+                root = self.traces.get(trace_id)
+                if root is None:
+                    with self.lock:
+                        self._count_missing(trace_id)
+                else:
+                    if self.shared:
+                        shared = self.shared.get(trace_id)
+                        if shared is not None:
+                            root = shared.owner.get(sid, root)
+                    # Lock-free: a list append is atomic.  Append first, then look again: if
+                    # the root was sealed meanwhile, _settle decides under the lock whether
+                    # the seal counted this span.
+                    spans = root.spans
+                    if spans is None:
+                        self._settle(root, None)
+                    elif len(spans) < self.max_children:
+                        tup = (sid, pid, name, start, end)
+                        spans.append(tup)  # type: ignore[arg-type]
+                        if root.spans is None:
+                            self._settle(root, tup)  # type: ignore[arg-type]
+                    else:
+                        with self.lock:
+                            self.dropped[TRUNCATED] = self.dropped.get(TRUNCATED, 0) + 1
+            if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
+                self.account(span, attrs, kind)
+        except Exception as exc:  # never into the application
+            self.errors.error(COMPONENT, exc)
