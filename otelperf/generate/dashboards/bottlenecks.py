@@ -19,7 +19,7 @@ from otelperf.generate.dashboards.panels import (
 )
 from otelperf.generate.dashboards.queries import RANGE, TARGET, sum_increase, sum_rate
 from otelperf.generate.dashboards.settings import DashboardSettings
-from otelperf.generate.promql import eq, group_left, on
+from otelperf.generate.promql import call, eq, group_left, on
 
 
 def bottlenecks(settings: DashboardSettings) -> g.Dashboard:
@@ -44,7 +44,9 @@ def bottlenecks(settings: DashboardSettings) -> g.Dashboard:
     # Only operations on the selected root's critical path, and only those whose CPU time is
     # measured (synchronous ones): for the others a 0 % CPU share would be a guess.
     on_root = f"{on(N.OPERATION)} {sum_rate(by_op, cp, root)}"
-    cpu_share = f"100 * {cpu} / {wall} and {on_root}"
+    # Capped at 100 %: CPU and wall time come from two counters whose rates Prometheus
+    # extrapolates separately, so a fully CPU-bound step can read 100.1 % and "waiting" -0.1 %.
+    cpu_share = f"{call('clamp_max', f'100 * {cpu} / {wall}', '100')} and {on_root}"
     summary = [
         timeseries(
             "Root operations / s",
