@@ -60,6 +60,8 @@ class BottleneckSpanProcessor(SpanProcessor):
     table: TraceTable
     totals: Totals
     accounts: Accounts
+    count_cache: Callable[[str, bool], None]
+    count_api: Callable[[str, str, bool, float | None, int, int, float | None], None]
     errors: Tally
     overflows: Tally
 
@@ -107,6 +109,9 @@ class BottleneckSpanProcessor(SpanProcessor):
         # adapter adds no frame (instance attributes shadow the delegating methods below).
         self.on_start = self.table.on_start  # type: ignore[method-assign]
         self.on_end = self.table.on_end  # type: ignore[method-assign]
+        # What record_cache() and record_api_call() reach through otelperf._core.sinks.
+        self.count_cache = self.accounts.count_cache
+        self.count_api = self.accounts.count_api
 
     # -- SpanProcessor (shadowed per instance by the table's bound methods) ---------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -130,21 +135,3 @@ class BottleneckSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered for export: always True."""
         return True
-
-    # -- span-less records (otelperf._core.sinks: record_cache, record_api_call) ----------------
-    def count_cache(self, cache: str, hit: bool) -> None:
-        """One lookup in ``cache`` (what record_cache() records)."""
-        self.accounts.count_cache(cache, hit)
-
-    def count_api(
-        self,
-        api: str,
-        model: str,
-        error: bool,
-        duration: float | None,
-        input_tokens: int,
-        output_tokens: int,
-        cost: float | None,
-    ) -> None:
-        """One API call (what record_api_call() records)."""
-        self.accounts.count_api(api, model, error, duration, input_tokens, output_tokens, cost)
