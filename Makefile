@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The Flask instrumentation's newest release (0.66b1) pins its sibling packages to 0.66b1,
+	# which the SDK (1.45.2, paired with 0.66b2) refuses: install it alone; the 0.66b2
+	# instrumentation, wsgi and util-http packages of the dev extra serve it.
+	$(BIN)/python -m pip install --quiet --no-deps 'opentelemetry-instrumentation-flask==0.66b1'
 	touch $(STAMP)
 
 demo: $(STAMP)
