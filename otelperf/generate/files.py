@@ -43,14 +43,18 @@ class Comparison:
 def output_dir(out: str | Path) -> Path:
     """``--out`` as a Path; a UserError if it exists and is not a directory."""
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out={str(out)!r} is not a directory")
+    try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--out={str(out)!r} is not a directory")
+    except OSError as exc:  # a name too long, a permission denied on the way
+        raise UserError(f"--out={str(out)!r:.200}: unusable: {exc.strerror or exc}") from None
     return path
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> bytes | None:
+    # Bytes, not text: a file that is not UTF-8 (or not ours at all) is simply stale.
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except OSError:
         return None
 
@@ -66,7 +70,9 @@ def compare(
     """
     directory = output_dir(out)
     stale = tuple(
-        directory / name for name in sorted(files) if _read(directory / name) != files[name]
+        directory / name
+        for name in sorted(files)
+        if _read(directory / name) != files[name].encode("utf-8")
     )
     unknown: tuple[Path, ...] = ()
     if unknown_glob is not None and directory.is_dir():
@@ -85,9 +91,9 @@ def write(out: str | Path, files: Mapping[str, str]) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
             path = directory / name
-            if _read(path) != files[name]:
+            if _read(path) != files[name].encode("utf-8"):
                 path.write_text(files[name], encoding="utf-8")
                 written.append(path)
     except OSError as exc:
-        raise UserError(f"--out={str(out)!r}: cannot write: {exc.strerror or exc}") from None
+        raise UserError(f"--out={str(out)!r:.200}: cannot write: {exc.strerror or exc}") from None
     return written

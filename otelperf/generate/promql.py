@@ -13,11 +13,14 @@ literal; label names and metric names are taken as they come (the name table own
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Sequence
 
 # --- numbers and durations ---------------------------------------------------------------------
 
-_DURATION = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?$")
+_DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
+# Prometheus keeps a duration as int64 nanoseconds and refuses a longer one ("out of range").
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 _UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1,
                  "ms": 0.001}  # fmt: skip
 
@@ -40,7 +43,8 @@ def is_duration(text: str) -> bool:
     >>> is_duration("1h30m"), is_duration("0s"), is_duration("0"), is_duration("5 m")
     (True, True, False, False)
     """
-    return bool(text) and bool(_DURATION.match(text))
+    # fullmatch, not match with ``$``: ``$`` also matches before a trailing newline ("5m\n").
+    return bool(text) and _DURATION.fullmatch(text) is not None
 
 
 def duration_seconds(duration: str) -> float:
@@ -61,7 +65,10 @@ def escape_string(value: str) -> str:
     >>> escape_string('a"b')
     'a\\\\"b'
     """
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        .replace("\r", "\\r").replace("\t", "\\t")
+    )  # fmt: skip
 
 
 def eq(label: str, value: str) -> str:
@@ -83,15 +90,36 @@ def not_re_match(label: str, pattern: str) -> str:
     return f'{label}!~"{pattern}"'
 
 
+def regex_literal(value: str) -> str:
+    """``value`` as an RE2 regex matching exactly it (Prometheus' regex dialect, not Python's).
+
+    ASCII punctuation gets a backslash (always a literal in RE2), control characters the
+    ``\\x{hh}`` form, everything else stays as it is: RE2 refuses ``\\`` before a letter, a
+    space or a non-ASCII character, which ``re.escape`` would write.
+
+    >>> regex_literal("a.b c")
+    'a\\\\.b c'
+    """
+    out = []
+    for ch in value:
+        if ch in string.punctuation:
+            out.append("\\" + ch)
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{{{ord(ch):02x}}}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def regex_alternation(values: Iterable[str]) -> str:
     """A regex matching exactly the given values, ready to put between PromQL quotes.
 
-    ``re.escape``'s backslashes are doubled because a PromQL string literal unescapes once.
+    The regex is escaped once more for the PromQL string literal, which unescapes once.
 
     >>> regex_alternation(["a.b", "c"])
     'a\\\\\\\\.b|c'
     """
-    return "|".join(re.escape(v) for v in values).replace("\\", "\\\\")
+    return escape_string("|".join(regex_literal(v) for v in values))
 
 
 def selector(metric: str, *matchers: str, sep: str = ", ") -> str:

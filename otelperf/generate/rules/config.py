@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import string
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from otelperf.errors import ConfigError
-from otelperf.generate.promql import is_duration
+from otelperf.generate.promql import MAX_DURATION_SECONDS, duration_seconds, is_duration
 from otelperf.generate.rules.catalog import DEFAULT_FOR
 from otelperf.generate.rules.spec import DEFAULT_RUNBOOK_URL, RuleContext
 from otelperf.thresholds import OPERATION_OVERRIDABLE, RATIOS, Thresholds
@@ -69,19 +70,36 @@ class RulesConfig:
 # --- validation -----------------------------------------------------------------------------
 
 _MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*')
-_OPERATION_NAME = re.compile(r"^[^\"\\\n]+$")
+# A PromQL escape after a backslash inside a double-quoted matcher value (Go's escapes).
+_PROMQL_ESCAPE = re.compile(
+    r"\\(?:[abfnrtv\\'\"]|[0-7]{3}|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"
+)
+# An operation a config may override: no quote, backslash or control character (the name
+# stands in PromQL strings and YAML); fullmatch, since ``$`` would pass a trailing newline.
+_OPERATION_NAME = re.compile(r'[^"\\\x00-\x1f\x7f]+')
+_RUNBOOK_FIELDS = {"alertname", "anchor"}
+MAX_RUNBOOK_URL = 2048  # characters, after expansion: a link, not a document
 
 
-def _duration(value: object, key: str) -> str:
+def _duration(value: object, key: str, *, zero: bool = False) -> str:
+    """A Prometheus duration Prometheus accepts: written as one, in int64 nanoseconds, and
+    above zero unless ``zero`` (``for: 0s`` fires at once; a rate window of 0s is an error)."""
     if not isinstance(value, str) or not is_duration(value) or value == "0":
         raise ConfigError(f"{key}={value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h)")
+    seconds = duration_seconds(value)
+    if seconds > MAX_DURATION_SECONDS or (seconds == 0 and not zero):
+        bound = "at most 292y" if seconds else "more than 0s"
+        raise ConfigError(f"{key}={value!r} is out of range: it must be {bound}")
     return value
 
 
 def _number(value: object, key: str, *, ratio: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key}={value!r} is not a number")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ConfigError(f"{key}={value!r:.40} is out of range: it is too large") from None
     if x != x or x in (float("inf"), float("-inf")) or x < 0 or (ratio and x > 1):
         bound = "between 0 and 1" if ratio else ">= 0"
         raise ConfigError(f"{key}={value!r} is out of range: it must be a number {bound}")
@@ -92,12 +110,30 @@ def _job_selector(value: object, key: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{key}={value!r} is not a string of PromQL label matchers")
     value = value.strip()
-    if value and not all(_MATCHER.fullmatch(part) for part in _split_matchers(value)):
+    if value and not all(_usable_matcher(part) for part in _split_matchers(value)):
         raise ConfigError(
             f"{key}={value!r} is not a comma-separated list of label matchers "
             '(e.g. job="checkout" or job=~"api|worker")'
         )
     return value
+
+
+def _usable_matcher(part: str) -> bool:
+    """One matcher Prometheus would accept: the syntax, only PromQL's escapes in the value,
+    and for ``=~``/``!~`` a regex that compiles (Python's parser stands in for RE2's here:
+    both refuse unbalanced groups and dangling quantifiers)."""
+    m = _MATCHER.fullmatch(part)
+    if m is None:
+        return False
+    raw = part.split('"', 1)[1].rsplit('"', 1)[0]
+    if "\\" in _PROMQL_ESCAPE.sub("", raw):
+        return False
+    if m.group(1) in ("=~", "!~"):
+        try:
+            re.compile(raw.encode().decode("unicode_escape"))
+        except (re.error, UnicodeDecodeError):
+            return False
+    return True
 
 
 def _split_matchers(text: str) -> list[str]:
@@ -122,14 +158,22 @@ def _split_matchers(text: str) -> list[str]:
 
 
 def _runbook_url(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key}={value!r} is not a URL pattern")
+    if not isinstance(value, str) or not value or len(value) > MAX_RUNBOOK_URL:
+        raise ConfigError(f"{key}={value!r:.80} is not a URL pattern of at most "
+                          f"{MAX_RUNBOOK_URL} characters")  # fmt: skip
     try:
-        value.format(alertname="A", anchor="a")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{key}={value!r}: only the placeholders {{alertname}} and {{anchor}} are known ({exc})"
-        ) from None
+        # Only the bare placeholders: a format spec ("{anchor:>999999999}") or a conversion
+        # could expand one URL to hundreds of megabytes.
+        fields_ = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value)
+                   if f is not None]  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(f"{key}={value!r:.80}: not a URL pattern ({exc})") from None
+    for name, spec, conv in fields_:
+        if name not in _RUNBOOK_FIELDS or spec or conv:
+            raise ConfigError(
+                f"{key}={value!r:.80}: only the placeholders {{alertname}} and {{anchor}} are "
+                f"known, without format specs or conversions (got {{{name}...}})"
+            )
     return value
 
 
@@ -197,12 +241,12 @@ def _config_from_mapping(data: object) -> RulesConfig:
         for k, v in _mapping(top["for"], "for").items():
             if k not in DEFAULT_FOR:
                 raise _unknown("for", k, list(DEFAULT_FOR))
-            durations[k] = _duration(v, f"for.{k}")
+            durations[k] = _duration(v, f"for.{k}", zero=True)
         cfg = replace(cfg, for_=durations)
     if "operations" in top:
         ops: dict[str, dict[str, float]] = {}
         for op, overrides in _mapping(top["operations"], "operations").items():
-            if not _OPERATION_NAME.match(op):
+            if not _OPERATION_NAME.fullmatch(op) or not _utf8(op):
                 raise ConfigError(f"operations: {op!r} is not a usable operation name")
             ops[op] = {}
             for k, v in _mapping(overrides, f"operations.{op}").items():
@@ -211,6 +255,15 @@ def _config_from_mapping(data: object) -> RulesConfig:
                 ops[op][k] = _number(v, f"operations.{op}.{k}", ratio=k in RATIOS)
         cfg = replace(cfg, operations=ops)
     return cfg
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be written out (a lone surrogate from a YAML escape cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _load_toml(text: str) -> object:
@@ -231,10 +284,16 @@ def load_config(path: str | Path) -> RulesConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--config {p}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"--config {p}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    kind = "TOML" if p.suffix == ".toml" else "YAML"
     try:
         data = _load_toml(text) if p.suffix == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as exc:
         detail = str(exc).replace("\n", " ")
-        kind = "TOML" if p.suffix == ".toml" else "YAML"
         raise ConfigError(f"{p}: not valid {kind}: {detail}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not a usable {kind} config: nested too deeply") from None
     return config_from_mapping(data, str(p))

@@ -61,6 +61,16 @@ def runbook_anchor(alertname: str) -> str:
     return alertname.lower()
 
 
+def template_literal(text: str) -> str:
+    """``text`` as it must stand in an alert's labels or annotations, which Prometheus expands
+    as Go templates: a literal ``{{`` becomes the action ``{{ "{{" }}`` that prints it.
+
+    >>> template_literal("a{{b}}")
+    'a{{ "{{" }}b}}'
+    """
+    return text.replace("{{", '{{ "{{" }}')
+
+
 def percent(x: float) -> str:
     """A ratio threshold as the annotations show it: ``percent(0.05)`` is ``5%``."""
     return f"{x * 100:.6g}%"
@@ -133,5 +143,5 @@ class RuleContext:
         ]
         for op in special:
             alert = make(self.operations[op][threshold], promql.eq(n.OPERATION, op))
-            alerts.append(replace(alert, labels=((n.OPERATION, op),)))
+            alerts.append(replace(alert, labels=((n.OPERATION, template_literal(op)),)))
         return alerts
