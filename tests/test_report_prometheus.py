@@ -36,12 +36,14 @@ from tests.test_report_cli import (
     CACHES,
     OPERATIONS,
     WARNINGS,
+    assert_endpoint_rows,
     assert_one_line_error,
     assert_report_dict,
     assert_rows,
     row,
     run_cli,
     run_workload,
+    section,
 )
 
 JOB = "otelperf-report-test"
@@ -166,8 +168,11 @@ def report(w: dict[str, Any], capsys: pytest.CaptureFixture[str], *args: str) ->
 
 def test_json_over_the_window_is_exactly_one_workload_run(window, capsys):
     doc = json.loads(report(window, capsys, "--format", "json"))
+    # The window starts on a scrape and the data before it: all of it holds data.
+    seconds = float(window["window"].removesuffix("ms")) / 1000
     assert doc["source"] == {"kind": "prometheus", "target": window["url"], "job": JOB,
-                             "window": window["window"], "at": float(window["at"])}  # fmt: skip
+                             "window": window["window"], "at": float(window["at"]),
+                             "window_seconds": seconds, "data_seconds": seconds}  # fmt: skip
     assert_report_dict(doc, k=1)
     # The same endpoint scraped directly shows both runs: totals since start.
     code = main(["report", "--url", window["telemetry"].metrics_url, "--format", "json"])
@@ -180,8 +185,10 @@ def test_text_over_the_window(window, capsys):
     out = report(window, capsys)
     assert max(len(line) for line in out.splitlines()) <= 80 and "\033[" not in out
     assert f"the last {window['window']}, job {JOB}" in " ".join(out.split("\n\n")[0].split())
-    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
-    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
+    assert_endpoint_rows(out)
+    ops = section(out, "Operations")
+    assert row(ops, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
+    assert row(ops, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
                                       "8.0KiB"]  # fmt: skip
     assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
     assert row(out, "catalog") == ["catalog", "1", "3", "25.0"]

@@ -138,6 +138,12 @@ def queries(window: str, job: str | None) -> dict[str, str]:
         return P.sum_by(s.labels, P.increase(P.selector(s.sample, job_matcher), window))
 
     q = {s.key: inc(s) for s in SERIES}
+    # When the data starts: the earliest sample time of any counter the report reads, found
+    # by a subquery (timestamp() of a selector is its sample's own time) at data_step().
+    counters = P.re_match("__name__", P.regex_alternation(s.sample for s in SERIES))
+    stamps = f"timestamp({P.selector('', counters, job_matcher)})"
+    first = P.call("min_over_time", f"{stamps}[{window}:{data_step(window)}]")
+    q["data_start"] = P.aggregate("min", (), first)
     for quant in QUANTILES:
         q[f"p{quant:g}"] = P.histogram_quantile(quant, inc(BUCKETS))
     for m in RESOURCE_METRICS:
@@ -145,6 +151,31 @@ def queries(window: str, job: str | None) -> dict[str, str]:
         peak = P.over_time("max", P.selector(m.prom, job_matcher), window)
         q["resource:" + m.prom] = f"max by {P.label_list(*m.labels)} ({peak})"
     return q
+
+
+def data_step(window: str) -> str:
+    """The subquery step of ``data_start``: a thousandth of the window, at least a second,
+    so finding where the data starts costs at most ~1000 points per series.
+
+    >>> data_step("1h"), data_step("5m")
+    ('3600ms', '1000ms')
+    """
+    return f"{max(1000, math.ceil(window_seconds(window) * 1000 / 1000))}ms"
+
+
+def data_seconds(client: PrometheusClient, q: dict[str, str], window: str, at: float) -> float:
+    """Seconds of ``[at - window, at]`` that hold data: the window, or less when its earliest
+    sample is later than the window's start by more than the subquery's step (within one step,
+    data may just as well have been there before the window)."""
+    length = float(window_seconds(window))
+    found = client.query(q["data_start"], at)
+    if not found or not math.isfinite(found[0][1]):
+        return length
+    earliest = found[0][1]
+    step = window_seconds(data_step(window))
+    if earliest > at - length + step:
+        return max(at - earliest, 0.0)
+    return length
 
 
 def totals_from_prometheus(
@@ -169,6 +200,8 @@ def totals_from_prometheus(
     for m in RESOURCE_METRICS:
         for lab, v in client.query(q["resource:" + m.prom], at):
             t.resources.setdefault(m.prom, []).append(({k: lab.get(k, "") for k in m.labels}, v))
+    if not t.empty():
+        t.seconds = data_seconds(client, q, window, at)
     if t.empty():
         where = f"job={job!r}" if job is not None else "any job"
         raise UserError(
@@ -197,6 +230,8 @@ def keep_what_moved(t: Totals) -> None:
             f.duration_sum, f.cpu_seconds = 0.0, None
         else:
             del t.operations[name]
+    t.roots = {k: v for k, v in t.roots.items() if v > 0}
+    t.root_duration = {k: v for k, v in t.root_duration.items() if v > 0}
     t.cache_requests = {k: v for k, v in t.cache_requests.items() if v > 0}
     used = {(a, m) for (a, m, _), v in t.api_calls.items() if v > 0}
     t.api_calls = {k: v for k, v in t.api_calls.items() if (k[0], k[1]) in used}
