@@ -138,12 +138,7 @@ def queries(window: str, job: str | None) -> dict[str, str]:
         return P.sum_by(s.labels, P.increase(P.selector(s.sample, job_matcher), window))
 
     q = {s.key: inc(s) for s in SERIES}
-    # When the data starts: the earliest sample time of any counter the report reads, found
-    # by a subquery (timestamp() of a selector is its sample's own time) at data_step().
-    counters = P.re_match("__name__", P.regex_alternation(s.sample for s in SERIES))
-    stamps = f"timestamp({P.selector('', counters, job_matcher)})"
-    first = P.call("min_over_time", f"{stamps}[{window}:{data_step(window)}]")
-    q["data_start"] = P.aggregate("min", (), first)
+    q["data_start"] = first_sample(job, window, data_step(window))
     for quant in QUANTILES:
         q[f"p{quant:g}"] = P.histogram_quantile(quant, inc(BUCKETS))
     for m in RESOURCE_METRICS:
@@ -153,29 +148,67 @@ def queries(window: str, job: str | None) -> dict[str, str]:
     return q
 
 
-def data_step(window: str) -> str:
-    """The subquery step of ``data_start``: a thousandth of the window, at least a second,
-    so finding where the data starts costs at most ~1000 points per series.
+def first_sample(job: str | None, window: str | None, step: str | None) -> str:
+    """The earliest sample time of any counter the report reads: over ``window`` by a subquery
+    at ``step`` (``timestamp()`` of a selector is its sample's own time), or with no window the
+    latest samples' times at the query's instant.
 
-    >>> data_step("1h"), data_step("5m")
-    ('3600ms', '1000ms')
+    Per name, each result tagged with a label before the ``or``: ``timestamp()`` drops the
+    name, and the series of two names with the same labels would collide.
+
+    >>> first_sample("api", None, None).startswith(
+    ...     'min (label_replace(min (timestamp(otelperf_operation_duration_seconds_count{job="api"'
+    ... )
+    True
     """
-    return f"{max(1000, math.ceil(window_seconds(window) * 1000 / 1000))}ms"
+    job_matcher = P.eq(N.JOB, job) if job is not None else ""
+    firsts = []
+    for s in SERIES:
+        stamps = f"timestamp({P.selector(s.sample, job_matcher)})"
+        if window is not None:
+            stamps = P.call("min_over_time", f"{stamps}[{window}:{step}]")
+        tagged = P.call("label_replace", P.aggregate("min", (), stamps), '"series"',
+                        f'"{s.key}"', '""', '""')  # fmt: skip
+        firsts.append(tagged)
+    return P.aggregate("min", (), " or ".join(firsts))
 
 
-def data_seconds(client: PrometheusClient, q: dict[str, str], window: str, at: float) -> float:
+def data_step(window: str) -> str:
+    """The subquery step of ``data_start``: a thousandth of the window, between a second and a
+    minute (under Prometheus's 5 minute look-back, so no sample falls between two steps).
+
+    >>> data_step("1h"), data_step("5m"), data_step("30d")
+    ('3600ms', '1000ms', '60000ms')
+    """
+    return f"{min(60_000, max(1000, math.ceil(window_seconds(window))))}ms"
+
+
+def data_seconds(client: PrometheusClient, job: str | None, window: str, at: float) -> float:
     """Seconds of ``[at - window, at]`` that hold data: the window, or less when its earliest
-    sample is later than the window's start by more than the subquery's step (within one step,
-    data may just as well have been there before the window)."""
+    sample is later than the window's start by more than the coarse step (within one step the
+    data may as well have been there before the window).
+
+    Two look-ups keep it cheap and exact: a subquery over the window at a thousandth of it
+    finds the step where the data starts (or, when it started after the last step, the
+    samples at ``at`` do), then one over that step at a hundredth of it finds the sample.
+    """
     length = float(window_seconds(window))
-    found = client.query(q["data_start"], at)
+    step = data_step(window)
+    coarse = window_seconds(step)
+    found = client.query(first_sample(job, window, step), at)
+    if not found:
+        found = client.query(first_sample(job, None, None), at)
     if not found or not math.isfinite(found[0][1]):
         return length
-    earliest = found[0][1]
-    step = window_seconds(data_step(window))
-    if earliest > at - length + step:
-        return max(at - earliest, 0.0)
-    return length
+    first = found[0][1]
+    if first <= at - length + coarse:
+        return length
+    fine = max(10, math.ceil(coarse * 10))  # ms
+    span = f"{math.ceil(coarse * 1000) + 2 * fine}ms"
+    refined = client.query(first_sample(job, span, f"{fine}ms"), min(first + fine / 1000, at))
+    if refined and math.isfinite(refined[0][1]):
+        first = min(first, refined[0][1])
+    return min(max(at - first, 0.0), length)
 
 
 def totals_from_prometheus(
@@ -201,7 +234,7 @@ def totals_from_prometheus(
         for lab, v in client.query(q["resource:" + m.prom], at):
             t.resources.setdefault(m.prom, []).append(({k: lab.get(k, "") for k in m.labels}, v))
     if not t.empty():
-        t.seconds = data_seconds(client, q, window, at)
+        t.seconds = data_seconds(client, job, window, at)
     if t.empty():
         where = f"job={job!r}" if job is not None else "any job"
         raise UserError(
