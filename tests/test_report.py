@@ -420,6 +420,13 @@ def test_source_descriptions():
         "http://p:9090: the last 1h, job api"
     )
     assert Source("prometheus", "http://p:9090", "1h").describe().endswith("all jobs")
+    # Less data than the window: said, rounded to the second; a full window says nothing more.
+    short = Source("prometheus", "http://p:9090", "1h", "api", window_seconds=3600,
+                   data_seconds=75.4)  # fmt: skip
+    assert short.describe() == "http://p:9090: the last 1h (data covers 1m15s), job api"
+    full = Source("prometheus", "http://p:9090", "1h", "api", window_seconds=3600,
+                  data_seconds=3600)  # fmt: skip
+    assert full.describe() == "http://p:9090: the last 1h, job api"
     assert Source("process").describe() == "this process: totals since it started"
 
 
