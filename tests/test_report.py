@@ -129,6 +129,8 @@ EXPOSITION = textwrap.dedent("""\
     otelperf_operation_cpu_seconds_total{operation="fetch"} 1
     # TYPE otelperf_root_duration_seconds_total counter
     otelperf_root_duration_seconds_total{root_operation="job"} 10
+    # TYPE otelperf_roots_total counter
+    otelperf_roots_total{root_operation="job"} 5
     # TYPE otelperf_critical_path_seconds_total counter
     otelperf_critical_path_seconds_total{root_operation="job",operation="job"} 1
     otelperf_critical_path_seconds_total{root_operation="job",operation="resize"} 4
@@ -292,8 +294,12 @@ def test_json_contract_types_and_determinism():
     assert text == rep.to_json() and text.endswith("}\n")
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
     d = json.loads(text)
-    assert set(d) == {"source", "operations", "bottlenecks", "caches", "apis", "resources",
-                      "warnings", "recommendations"}  # fmt: skip
+    assert set(d) == {"source", "endpoints", "operations", "bottlenecks", "caches", "apis",
+                      "resources", "warnings", "recommendations"}  # fmt: skip
+    assert set(d["endpoints"][0]) == {"operation", "calls", "errors", "error_ratio",
+                                      "rate_per_second", "p50_seconds", "p95_seconds",
+                                      "p99_seconds", "mean_seconds", "top_bottleneck",
+                                      "top_bottleneck_share"}  # fmt: skip
     assert set(d["operations"][0]) == {"operation", "calls", "errors", "error_ratio",
                                        "p50_seconds", "p95_seconds", "p99_seconds", "items",
                                        "bytes", "cpu_ratio"}  # fmt: skip
@@ -302,7 +308,7 @@ def test_json_contract_types_and_determinism():
         {"labels": {}, "value": 0.95, "threshold": 0.8}
     ]
     assert d["source"] == {"kind": "process", "target": "", "window": None, "job": None,
-                           "at": None}  # fmt: skip
+                           "at": None, "window_seconds": None, "data_seconds": None}  # fmt: skip
 
 
 def test_unknown_figures_are_null_in_json_and_empty_in_csv():
@@ -414,6 +420,13 @@ def test_source_descriptions():
         "http://p:9090: the last 1h, job api"
     )
     assert Source("prometheus", "http://p:9090", "1h").describe().endswith("all jobs")
+    # Less data than the window: said, rounded to the second; a full window says nothing more.
+    short = Source("prometheus", "http://p:9090", "1h", "api", window_seconds=3600,
+                   data_seconds=75.4)  # fmt: skip
+    assert short.describe() == "http://p:9090: the last 1h (data covers 1m15s), job api"
+    full = Source("prometheus", "http://p:9090", "1h", "api", window_seconds=3600,
+                  data_seconds=3600)  # fmt: skip
+    assert full.describe() == "http://p:9090: the last 1h, job api"
     assert Source("process").describe() == "this process: totals since it started"
 
 

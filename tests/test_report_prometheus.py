@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import signal
 import socket
 import subprocess
@@ -29,19 +30,24 @@ from prometheus_client import CollectorRegistry
 import otelperf
 from otelperf.cli import main
 from otelperf.emit import prices
-from otelperf.report.sources.prometheus import queries
+from otelperf.report.model import format_duration
+from otelperf.report.sources.prometheus import PrometheusClient, queries
+from otelperf.report.sources.series import SERIES
 from tests.conftest import require_binary
 from tests.test_report_cli import (
     BOTTLENECKS,
     CACHES,
     OPERATIONS,
     WARNINGS,
+    assert_endpoint_rows,
     assert_one_line_error,
     assert_report_dict,
     assert_rows,
+    measured,
     row,
     run_cli,
     run_workload,
+    section,
 )
 
 JOB = "otelperf-report-test"
@@ -166,8 +172,11 @@ def report(w: dict[str, Any], capsys: pytest.CaptureFixture[str], *args: str) ->
 
 def test_json_over_the_window_is_exactly_one_workload_run(window, capsys):
     doc = json.loads(report(window, capsys, "--format", "json"))
+    # The window starts on a scrape and the data before it: all of it holds data.
+    seconds = float(window["window"].removesuffix("ms")) / 1000
     assert doc["source"] == {"kind": "prometheus", "target": window["url"], "job": JOB,
-                             "window": window["window"], "at": float(window["at"])}  # fmt: skip
+                             "window": window["window"], "at": float(window["at"]),
+                             "window_seconds": seconds, "data_seconds": seconds}  # fmt: skip
     assert_report_dict(doc, k=1)
     # The same endpoint scraped directly shows both runs: totals since start.
     code = main(["report", "--url", window["telemetry"].metrics_url, "--format", "json"])
@@ -180,8 +189,10 @@ def test_text_over_the_window(window, capsys):
     out = report(window, capsys)
     assert max(len(line) for line in out.splitlines()) <= 80 and "\033[" not in out
     assert f"the last {window['window']}, job {JOB}" in " ".join(out.split("\n\n")[0].split())
-    assert row(out, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
-    assert row(out, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
+    assert_endpoint_rows(out)
+    ops = section(out, "Operations")
+    assert row(ops, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
+    assert row(ops, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
                                       "8.0KiB"]  # fmt: skip
     assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
     assert row(out, "catalog") == ["catalog", "1", "3", "25.0"]
@@ -192,7 +203,7 @@ def test_text_over_the_window(window, capsys):
 def test_csv_over_the_window(window, capsys, tmp_path):
     out = report(window, capsys, "--format", "csv")
     ops = [dict(r) for r in csv.DictReader(io.StringIO(out))]
-    got = [{k: _num(v) for k, v in r.items() if k != "cpu_ratio"} for r in ops]
+    got = measured([{k: _num(v) for k, v in r.items() if k != "cpu_ratio"} for r in ops])
     assert_rows(got, OPERATIONS)
     report(window, capsys, "--format", "csv", "--out", str(tmp_path))
 
@@ -261,3 +272,75 @@ def test_prometheus_error_response(window):
     # A window Prometheus itself refuses (too long for its duration type): its error, one line.
     p = run_cli("--prometheus", window["url"], "--window", "500000y")
     assert_one_line_error(p, f"Prometheus at {window['url']} rejected a query (bad_data: ")
+
+
+# --- a window longer than the data, and increase()'s fractions -----------------------------------
+
+
+def _earliest_sample(url: str, at: float, window: str) -> float:
+    """The earliest raw sample time of any counter the report reads, in ``[at - window, at]``."""
+    names = "|".join(s.sample for s in SERIES)
+    q = urllib.parse.urlencode({"query": f'{{__name__=~"{names}", job="{JOB}"}}[{window}]',
+                                "time": f"{at:.3f}"})  # fmt: skip
+    doc = _get_json(f"{url}/api/v1/query?{q}")
+    return min(float(ts) for s in doc["data"]["result"] for ts, _ in s["values"])
+
+
+def test_a_window_longer_than_the_data_says_how_much_data_it_holds(window, capsys):
+    # Prometheus started seconds ago: "the last 1h" holds a few seconds of data.
+    at = float(window["at"])
+    doc = json.loads(report({**window, "window": "1h"}, capsys, "--format", "json"))
+    src = doc["source"]
+    earliest = _earliest_sample(window["url"], at, "1h")
+    # Found to within the fine step (a hundredth of 3.6 s, the coarse step for 1h).
+    assert src["window_seconds"] == 3600
+    assert at - earliest - 0.036 <= src["data_seconds"] <= at - earliest < 120
+    # Rates are over the data, not the hour; counts are the whole data (two workload runs).
+    checkout = next(e for e in doc["endpoints"] if e["operation"] == "checkout")
+    assert checkout["calls"] == 16
+    assert checkout["rate_per_second"] == pytest.approx(16 / src["data_seconds"], rel=1e-12)
+    out = report({**window, "window": "1h"}, capsys)
+    title = " ".join(out.split("\n\n")[0].split())
+    covers = format_duration(src["data_seconds"])
+    assert title == (f"otelperf report — {window['url']}: the last 1h (data covers {covers}), "
+                     f"job {JOB}")  # fmt: skip
+    assert covers != "0s" and not covers.endswith(("h", "d"))
+    # A window that the data fills says nothing more (the window fixture's exact window).
+    out = report(window, capsys)
+    assert "data covers" not in out
+
+
+def test_extrapolated_counts_are_whole_and_ratios_and_rates_keep_their_precision(window, capsys):
+    # A window 0.3 s wider than the scrapes at both ends: increase() extrapolates one run's
+    # counts by (span + 0.6 s) / span, a fraction for any whole number of 1 s scrapes.
+    t1 = round(float(window["at"]) * 1000)
+    span = int(window["window"].removesuffix("ms"))
+    at, win = (t1 + 300) / 1000, f"{span + 600}ms"
+    raw = PrometheusClient(window["url"]).query(queries(win, JOB)["calls"], at)
+    calls = sum(v for lab, v in raw if lab["operation"] == "checkout")
+    errors = sum(v for lab, v in raw if lab["operation"] == "checkout" and
+                 lab["outcome"] == "error")  # fmt: skip
+    # Extrapolated (the test is meaningful): at most 8 * 1.6, for scrapes 1 s apart.
+    assert calls != int(calls) and 8 < calls <= 12.8 + 1e-9
+    shown = math.floor(calls + 0.5)
+    doc = json.loads(report({**window, "at": f"{at:.3f}", "window": win}, capsys,
+                            "--format", "json"))  # fmt: skip
+    op = next(o for o in doc["operations"] if o["operation"] == "checkout")
+    ep = next(e for e in doc["endpoints"] if e["operation"] == "checkout")
+    for row_ in (op, ep):
+        assert type(row_["calls"]) is int and row_["calls"] == shown
+        assert type(row_["errors"]) is int and row_["errors"] == math.floor(errors + 0.5)
+        assert row_["error_ratio"] == pytest.approx(errors / calls, rel=1e-12)
+    assert ep["rate_per_second"] == pytest.approx(calls / ((span + 600) / 1000), rel=1e-12)
+    assert ep["rate_per_second"] != pytest.approx(shown / ((span + 600) / 1000), rel=1e-9)
+    # Every count in the contract is whole; costs and ratios are not rounded.
+    for name, keys in (("operations", ("calls", "errors", "items", "bytes")),
+                       ("caches", ("hits", "misses")),
+                       ("apis", ("calls", "errors", "input_tokens", "output_tokens"))):  # fmt: skip
+        for r in doc[name]:
+            assert all(type(r[k]) is int for k in keys), r
+    gpt4o = next(a for a in doc["apis"] if a["model"] == "gpt-4o")
+    assert gpt4o["cost_usd"] != round(gpt4o["cost_usd"], 5)  # 0.01475 extrapolated, unrounded
+    out = report({**window, "at": f"{at:.3f}", "window": win}, capsys)
+    assert row(section(out, "Operations"), "checkout")[1] == str(shown)
+    assert row(section(out, "Endpoints"), "checkout")[1] == str(shown)

@@ -7,7 +7,7 @@ report reads the same whichever way its figures came.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from otelperf import _names as N
@@ -18,9 +18,11 @@ from otelperf.report.model import (
     ApiRow,
     BottleneckRow,
     CacheRow,
+    EndpointRow,
     OperationRow,
     Source,
     Totals,
+    whole,
 )
 from otelperf.report.rendering import Report
 from otelperf.thresholds import Thresholds
@@ -30,6 +32,58 @@ def _none_if_nan(x: float) -> float | None:
     """A quantile as a figure: NaN (no observations) and +-Inf (q outside 0..1 from
     Prometheus) are "no figure"."""
     return x if math.isfinite(x) else None
+
+
+def endpoint_rows(
+    totals: Totals, per_root: Mapping[str, Sequence[BottleneckRow]]
+) -> list[EndpointRow]:
+    """One row per root operation, the longest total time first (pure).
+
+    A root's figures are its own operation's duration histogram series (calls, errors,
+    quantiles); a root no histogram records (a span from an instrumentation before otelperf
+    counted every span) falls back to ``otelperf_roots_total`` and the root duration for calls
+    and the mean.  Counts are shown whole, ratios and rates from the unrounded figures.
+
+    >>> t = Totals(roots={"job": 4.0}, root_duration={"job": 2.0}, seconds=8.0)
+    >>> r = endpoint_rows(t, {})[0]
+    >>> (r.calls, r.mean_seconds, r.rate_per_second, r.errors, r.p95_seconds)
+    (4.0, 0.5, 0.5, None, None)
+    """
+    names = {r for r, v in totals.roots.items() if v > 0}
+    names |= {r for r, d in totals.root_duration.items() if d > 0}
+    rows = []
+    for name in names:
+        # Rows are sorted by share within each root; the root's own time is not a stage.
+        top = next((b for b in per_root.get(name, ()) if b.operation != name), None)
+        f = totals.operations.get(name)
+        if f is not None and f.calls > 0:
+            calls, total = f.calls, f.duration_sum
+            errors: float | None = whole(f.errors)
+            ratio: float | None = f.error_ratio
+            quantiles = [_none_if_nan(f.quantile(q)) for q in (0.5, 0.95, 0.99)]
+        else:
+            calls = totals.roots.get(name, 0.0)
+            total = totals.root_duration.get(name, 0.0)
+            errors = ratio = None
+            quantiles = [None, None, None]
+        rows.append(
+            EndpointRow(
+                operation=name,
+                calls=whole(calls),
+                errors=errors,
+                error_ratio=ratio,
+                rate_per_second=calls / totals.seconds if totals.seconds else None,
+                p50_seconds=quantiles[0],
+                p95_seconds=quantiles[1],
+                p99_seconds=quantiles[2],
+                mean_seconds=total / calls if calls else None,
+                top_bottleneck=top.operation if top is not None else None,
+                top_bottleneck_share=top.share if top is not None else None,
+                total_seconds=total,
+            )
+        )
+    rows.sort(key=lambda r: (-r.total_seconds, r.operation))
+    return rows
 
 
 def build_report(
@@ -64,14 +118,14 @@ def build_report(
         ops.append(
             OperationRow(
                 operation=name,
-                calls=f.calls,
-                errors=f.errors,
+                calls=whole(f.calls),
+                errors=whole(f.errors),
                 error_ratio=f.error_ratio,
                 p50_seconds=_none_if_nan(f.quantile(0.5)),
                 p95_seconds=_none_if_nan(f.quantile(0.95)),
                 p99_seconds=_none_if_nan(f.quantile(0.99)),
-                items=f.items,
-                bytes=f.bytes,
+                items=whole(f.items),
+                bytes=whole(f.bytes),
                 cpu_ratio=cpu_ratio,
                 duration_sum=f.duration_sum,
             )
@@ -107,7 +161,8 @@ def build_report(
     for c in cache_names:
         hits = totals.cache_requests.get((c, N.RESULT_HIT), 0.0)
         misses = totals.cache_requests.get((c, N.RESULT_MISS), 0.0)
-        caches.append(CacheRow(c, hits, misses, hits / (hits + misses) if hits + misses else None))
+        ratio = hits / (hits + misses) if hits + misses else None
+        caches.append(CacheRow(c, whole(hits), whole(misses), ratio))
 
     api_keys = {(a, m) for a, m, _ in totals.api_calls} | {(a, m) for a, m, _ in totals.api_tokens}
     api_keys |= set(totals.api_cost)
@@ -118,14 +173,15 @@ def build_report(
             ApiRow(
                 api=a,
                 model=m,
-                calls=calls,
-                errors=totals.api_calls.get((a, m, N.OUTCOME_ERROR), 0.0),
-                input_tokens=totals.api_tokens.get((a, m, N.TOKEN_INPUT), 0.0),
-                output_tokens=totals.api_tokens.get((a, m, N.TOKEN_OUTPUT), 0.0),
+                calls=whole(calls),
+                errors=whole(totals.api_calls.get((a, m, N.OUTCOME_ERROR), 0.0)),
+                input_tokens=whole(totals.api_tokens.get((a, m, N.TOKEN_INPUT), 0.0)),
+                output_tokens=whole(totals.api_tokens.get((a, m, N.TOKEN_OUTPUT), 0.0)),
                 cost_usd=totals.api_cost.get((a, m), 0.0),
             )
         )
     apis.sort(key=lambda r: (-r.cost_usd, -r.calls, r.api, r.model))
+    endpoints = endpoint_rows(totals, per_root)
 
     resources: dict[str, list[dict[str, Any]]] = {}
     for metric in RESOURCE_METRICS:
@@ -139,11 +195,12 @@ def build_report(
         ]
 
     warnings, recs = findings(
-        ops, per_root, caches, apis, resources, totals, thresholds or Thresholds()
+        ops, per_root, caches, apis, resources, totals, thresholds or Thresholds(), endpoints
     )
     cut = top if top else None
     return Report(
         source=source,
+        endpoints=tuple(endpoints[:cut]),
         operations=tuple(ops[:cut]),
         bottlenecks=tuple(bottlenecks),
         caches=tuple(caches[:cut]),

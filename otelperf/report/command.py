@@ -12,6 +12,7 @@ from typing import TextIO
 
 from otelperf.config import parse_float, parse_int, resolve
 from otelperf.errors import UserError
+from otelperf.generate.promql import duration_seconds
 from otelperf.generate.rules import load_config
 from otelperf.report.build import build_report
 from otelperf.report.model import CSV_TABLES, ReportData, Source, resource_limits
@@ -87,12 +88,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if getattr(args, opt) is not None:
                 raise UserError(f"--{opt} only applies to --prometheus, not to --url")
         totals = totals_from_url(args.url, timeout)
-        source = Source("url", args.url)
+        source = Source("url", args.url, data_seconds=totals.seconds)
     else:
         window = parse_window(args.window)
         at = parse_time(args.at) if args.at is not None else time.time()
         totals = totals_from_prometheus(args.prometheus, window, args.job, at, timeout)
-        source = Source("prometheus", args.prometheus, window, args.job, at)
+        source = Source("prometheus", args.prometheus, window, args.job, at,
+                        window_seconds=float(duration_seconds(window)),
+                        data_seconds=totals.seconds)  # fmt: skip
     # The health thresholds of this environment (OTELPERF_HEALTH_*), as /health would use them.
     limits = resource_limits(resolve(start_server=False))
     report = build_report(

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from otelperf.report.model import ApiRow, BottleneckRow, CacheRow, Finding, OperationRow, Totals
+from otelperf.report.model import (
+    ApiRow,
+    BottleneckRow,
+    CacheRow,
+    EndpointRow,
+    Finding,
+    OperationRow,
+    Totals,
+)
 from otelperf.thresholds import Thresholds
 
 Found = tuple[list[Finding], list[Finding]]
@@ -25,6 +33,7 @@ def findings(
     resources: Mapping[str, Sequence[Mapping[str, Any]]],
     totals: Totals,
     thresholds: Thresholds,
+    endpoints: Sequence[EndpointRow] = (),
 ) -> Found:
     """Warnings over thresholds, and a specific recommendation each (all rows, before ``top``).
 
@@ -36,8 +45,9 @@ def findings(
     warnings: list[Finding] = []
     recs: list[Finding] = []
     for w, r in (
-        bottleneck_findings(per_root, {o.operation: o for o in ops}, thresholds),
+        bottleneck_findings(per_root, {o.operation: o for o in ops}, thresholds, totals),
         operation_findings(ops, totals, thresholds),
+        latency_findings(endpoints, ops, thresholds),
         cache_findings(caches, thresholds),
         api_findings(apis, thresholds),
         resource_findings(resources),
@@ -51,10 +61,16 @@ def bottleneck_findings(
     per_root: Mapping[str, Sequence[BottleneckRow]],
     by_op: Mapping[str, OperationRow],
     t: Thresholds,
+    totals: Totals | None = None,
 ) -> Found:
-    """A stage over ``bottleneck_stage_share`` of its root; CPU-bound or waiting advice."""
+    """A stage over ``bottleneck_stage_share`` of its root; CPU-bound or waiting advice, and
+    when its CPU time is unknown, what is unknown and how to find out (never "waits")."""
     warnings: list[Finding] = []
     recs: list[Finding] = []
+    # No operation with a CPU figure at all: CPU tracking is off (OTELPERF_TRACK_CPU).
+    cpu_tracked = totals is not None and any(
+        f.cpu_seconds is not None for f in totals.operations.values()
+    )
     for root, rows in per_root.items():
         for b in rows:
             # A root's own time is not one of its stages; a lone root would always be "100 %".
@@ -77,21 +93,96 @@ def bottleneck_findings(
                     "optimise the hot loop, or move it off the request path (a worker or "
                     "queue; a process pool if it holds the GIL).",
                 ))  # fmt: skip
-            else:
-                # No CPU figure: async (CPU cannot be attributed across awaits) or a span from
-                # another instrumentation; both are far more often waiting than computing.
-                how = (
-                    "records no CPU time (async, or not measured with measure()), so it most "
-                    "likely waits"
-                    if cpu is None
-                    else f"mostly waits (only {pct(cpu)} of its wall time on CPU)"
-                )
+            elif cpu is not None:
                 recs.append(Finding(
                     "waiting", subject,
-                    f"{b.operation} takes {pct(b.share)} of {root} and {how}: run "
-                    "independent calls in parallel (asyncio.gather, a thread pool), cache "
-                    "their results, or batch many small requests into one.",
+                    f"{b.operation} takes {pct(b.share)} of {root} and mostly waits (only "
+                    f"{pct(cpu)} of its wall time on CPU): run independent calls in parallel "
+                    "(asyncio.gather, a thread pool), cache their results, or batch many small "
+                    "requests into one.",
                 ))  # fmt: skip
+            else:
+                recs.append(Finding(
+                    "cpu_unknown", subject,
+                    f"{b.operation} takes {pct(b.share)} of {root}; "
+                    + cpu_unknown(cpu_tracked),
+                ))  # fmt: skip
+    return warnings, recs
+
+
+def cpu_unknown(cpu_tracked: bool) -> str:
+    """What is unknown about an operation without a CPU figure, and how to find out."""
+    advice = (
+        "a CPU-bound stage needs profiling (py-spy, cProfile), a waiting one parallel calls, "
+        "caching or batching."
+    )
+    if not cpu_tracked:
+        return (
+            "whether it computes or waits is unknown: CPU tracking is off (no operation has a "
+            "CPU figure). Set OTELPERF_TRACK_CPU=true (or configure(track_cpu=True)) to record "
+            f"the thread CPU time of measure()d operations and run the report again: {advice}"
+        )
+    return (
+        "it has no CPU figure (async code, whose CPU cannot be attributed across awaits, or a "
+        "span not recorded by measure()), so whether it computes or waits is unknown: measure "
+        "its synchronous part with measure() to record its CPU time, or profile it (py-spy "
+        f"dump while it runs): {advice}"
+    )
+
+
+def latency_findings(
+    endpoints: Sequence[EndpointRow], ops: Sequence[OperationRow], t: Thresholds
+) -> Found:
+    """Endpoints and operations over ``operation_slow_p95_seconds`` at p95 (once per name:
+    an endpoint's figures are its operation's), and an endpoint's error ratio over
+    ``operation_error_ratio_warning`` when no operation row judged it already."""
+    warnings: list[Finding] = []
+    recs: list[Finding] = []
+    op_names = {o.operation for o in ops}
+    for e in endpoints:
+        if e.operation in op_names or e.error_ratio is None or e.errors is None:
+            continue
+        if e.calls > 0 and e.error_ratio > t.operation_error_ratio_warning:
+            warnings.append(Finding(
+                "error_ratio", e.operation,
+                f"{e.operation} fails {pct(e.error_ratio)} of calls "
+                f"({num(e.errors)} of {num(e.calls)})",
+                e.error_ratio, t.operation_error_ratio_warning,
+            ))  # fmt: skip
+            recs.append(Finding(
+                "errors", e.operation,
+                f"{e.operation} fails {pct(e.error_ratio)} of calls: look at its error spans, "
+                "retry transient failures with backoff, and alert on the error ratio "
+                "(otelperf rules).",
+            ))  # fmt: skip
+    tops = {e.operation: e for e in endpoints}
+    seen: set[str] = set()
+    rows: list[tuple[str, float | None]] = [(e.operation, e.p95_seconds) for e in endpoints]
+    rows += [(o.operation, o.p95_seconds) for o in ops]
+    for name, p95 in rows:
+        if name in seen or p95 is None or p95 <= t.operation_slow_p95_seconds:
+            continue
+        seen.add(name)
+        what = "endpoint" if name in tops else "operation"
+        warnings.append(Finding(
+            "slow_p95", name,
+            f"{what} {name} takes {fmt_seconds(p95)} at p95, over the "
+            f"{fmt_seconds(t.operation_slow_p95_seconds)} threshold",
+            p95, t.operation_slow_p95_seconds,
+        ))  # fmt: skip
+        top = tops.get(name)
+        if top is not None and top.top_bottleneck and top.top_bottleneck_share is not None:
+            start = (
+                f"start with {top.top_bottleneck}, {pct(top.top_bottleneck_share)} of its critical "
+                "path (Where the time goes)"
+            )
+        else:
+            start = "find where its time goes (its spans in a trace, or a profile)"
+        recs.append(Finding(
+            "slow", name,
+            f"{name} takes {fmt_seconds(p95)} at p95: {start}; the slowest calls' traces "
+            "(Grafana's exemplars) show what they waited on.",
+        ))  # fmt: skip
     return warnings, recs
 
 
@@ -118,7 +209,8 @@ def operation_findings(ops: Sequence[OperationRow], totals: Totals, t: Threshold
                 "on the error ratio (otelperf rules).",
             ))  # fmt: skip
         if r.items > 0 and r.duration_sum > 0:
-            rate = r.items / r.duration_sum
+            # From the unrounded total: a rate keeps its precision (counts are shown whole).
+            rate = totals.operations[r.operation].items / r.duration_sum
             if rate < t.throughput_min_items_per_second:
                 recs.append(Finding(
                     "throughput", r.operation,

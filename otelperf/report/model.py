@@ -139,6 +139,7 @@ class Totals:
     critical_path: dict[tuple[str, str], float] = field(default_factory=dict)  # (root, op)
     self_time: dict[tuple[str, str], float] = field(default_factory=dict)  # (root, op)
     root_duration: dict[str, float] = field(default_factory=dict)
+    roots: dict[str, float] = field(default_factory=dict)  # root spans finished, by root
     cache_requests: dict[tuple[str, str], float] = field(default_factory=dict)  # (cache, result)
     # (api, model, outcome) and (api, model, token_type)
     api_calls: dict[tuple[str, str, str], float] = field(default_factory=dict)
@@ -146,6 +147,12 @@ class Totals:
     api_cost: dict[tuple[str, str], float] = field(default_factory=dict)  # (api, model)
     # prom name -> [(labels, value)] for the gauges in RESOURCE_METRICS
     resources: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
+    # Seconds the figures cover: the process's uptime for a scrape or a registry (None when
+    # the page has no process_start_time_seconds), the window or the part of it that holds
+    # data for Prometheus.  Endpoint rates divide by it.
+    seconds: float | None = None
+    # The process start time a scrape showed (several processes: the earliest).
+    started: float | None = None
 
     def op(self, name: str) -> OperationFigures:
         f = self.operations.get(name)
@@ -156,8 +163,8 @@ class Totals:
     def empty(self) -> bool:
         """True when there is nothing otelperf recorded (resource gauges alone do not count)."""
         return not (
-            self.operations or self.root_duration or self.cache_requests or self.api_calls
-            or self.api_cost or self.api_tokens
+            self.operations or self.root_duration or self.roots or self.cache_requests
+            or self.api_calls or self.api_cost or self.api_tokens
         )  # fmt: skip
 
 
@@ -177,6 +184,29 @@ class OperationRow:
     bytes: float
     cpu_ratio: float | None
     duration_sum: float  # not in the JSON contract: the text table sorts by it
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """A root operation (a request, a job): what its callers see.
+
+    Figures come from the duration histogram series of the root's own operation name; without
+    one (spans no histogram records) ``calls`` and ``mean_seconds`` come from
+    ``otelperf_roots_total`` / ``otelperf_root_duration_seconds_total`` and the rest is None.
+    """
+
+    operation: str
+    calls: float
+    errors: float | None
+    error_ratio: float | None
+    rate_per_second: float | None
+    p50_seconds: float | None
+    p95_seconds: float | None
+    p99_seconds: float | None
+    mean_seconds: float | None
+    top_bottleneck: str | None
+    top_bottleneck_share: float | None
+    total_seconds: float  # not in the JSON contract: the text table sorts by it
 
 
 @dataclass(frozen=True)
@@ -226,16 +256,60 @@ class Source:
     window: str | None = None
     job: str | None = None
     at: float | None = None
+    # The window in seconds, and the seconds the figures cover (Totals.seconds): for
+    # Prometheus less than the window when the window starts before the data does; for a
+    # scrape or the process its uptime.
+    window_seconds: float | None = None
+    data_seconds: float | None = None
+
+    def window_is_short(self) -> bool:
+        """Whether a Prometheus window holds less data than asked."""
+        if self.window_seconds is None or self.data_seconds is None:
+            return False
+        return self.data_seconds < self.window_seconds
 
     def describe(self) -> str:
         if self.kind == "prometheus":
             job = f", job {self.job}" if self.job else ", all jobs"
-            return f"{self.target}: the last {self.window}{job}"
+            covers = ""
+            if self.window_is_short() and self.data_seconds is not None:
+                covers = f" (data covers {format_duration(self.data_seconds)})"
+            return f"{self.target}: the last {self.window}{covers}{job}"
         if self.kind == "url":
             return f"{self.target}: totals since the process started"
         return "this process: totals since it started"
 
 
+def format_duration(seconds: float) -> str:
+    """Whole seconds as a Prometheus-style duration: ``1m15s``, ``2h``, ``3d4h``; under a
+    second as ``0s``.
+
+    >>> format_duration(75.4), format_duration(7200), format_duration(0.4)
+    ('1m15s', '2h', '0s')
+    """
+    rest = int(seconds + 0.5)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, rest = divmod(rest, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0s"
+
+
+def whole(count: float) -> float:
+    """A count as shown: the nearest whole number, halves up (``increase()`` over a window
+    extrapolates, so its counts can be fractional; a call is not).
+
+    >>> whole(211.5), whole(2.49), whole(8.0)
+    (212.0, 2.0, 8.0)
+    """
+    return float(math.floor(count + 0.5))
+
+
+_CONTRACT_ENDPOINT_KEYS = (
+    "operation", "calls", "errors", "error_ratio", "rate_per_second", "p50_seconds",
+    "p95_seconds", "p99_seconds", "mean_seconds", "top_bottleneck", "top_bottleneck_share",
+)  # fmt: skip
 _CONTRACT_OPERATION_KEYS = (
     "operation", "calls", "errors", "error_ratio", "p50_seconds", "p95_seconds", "p99_seconds",
     "items", "bytes", "cpu_ratio",
@@ -252,6 +326,7 @@ class ReportData:
     """
 
     source: Source
+    endpoints: tuple[EndpointRow, ...]
     operations: tuple[OperationRow, ...]
     bottlenecks: tuple[BottleneckRow, ...]
     caches: tuple[CacheRow, ...]
@@ -264,6 +339,9 @@ class ReportData:
         """The JSON contract (docs/report.md): plain types, NaN and unknown as None."""
         return {
             "source": _clean(_asdict(self.source)),
+            "endpoints": [
+                {k: _clean(getattr(r, k)) for k in _CONTRACT_ENDPOINT_KEYS} for r in self.endpoints
+            ],
             "operations": [
                 {k: _clean(getattr(r, k)) for k in _CONTRACT_OPERATION_KEYS}
                 for r in self.operations
@@ -311,6 +389,7 @@ class ReportData:
 
 
 _CSV_TABLES: dict[str, tuple[str, ...]] = {
+    "endpoints": _CONTRACT_ENDPOINT_KEYS,
     "operations": _CONTRACT_OPERATION_KEYS,
     "bottlenecks": ("root_operation", "operation", "share", "self_share"),
     "caches": ("cache", "hits", "misses", "hit_ratio"),

@@ -71,6 +71,15 @@ def fmt_ms(seconds: float | None) -> str:
     return f"{ms:.2f}"
 
 
+def fmt_rate(x: float | None) -> str:
+    """Calls per second with three significant figures (``0.533``, ``12.5``, ``1.2k``)."""
+    if x is None:
+        return "-"
+    if x >= 1000:
+        return fmt_count(x)
+    return f"{x:.3g}" if x >= 0.001 or x == 0 else "<0.001"
+
+
 def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -90,15 +99,21 @@ _MIN_NAME = 12  # narrowest a name column gets ("…" and 11 characters)
 
 
 def fit_table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int, colalign: Sequence[str]
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    width: int,
+    colalign: Sequence[str],
+    names_in: Sequence[int] = (0,),
 ) -> str:
-    """Render with tabulate, shortening the first column until the table fits ``width``."""
+    """Render with tabulate, shortening the name columns (``names_in``: the first by default)
+    to a common limit until the table fits ``width``."""
     cells: list[list[Any]] = [list(r) for r in rows]
-    names = [str(r[0]) for r in cells]
-    limit = max((len(n) for n in names), default=0)
+    names = [[str(r[i]) for i in names_in] for r in cells]
+    limit = max((len(n) for ns in names for n in ns), default=0)
     while True:
-        for r, n in zip(cells, names, strict=True):
-            r[0] = _shorten(n, limit)
+        for r, ns in zip(cells, names, strict=True):
+            for i, n in zip(names_in, ns, strict=True):
+                r[i] = _shorten(n, limit)
         text = tabulate(cells, headers=list(headers), tablefmt="simple", colalign=colalign,
                         disable_numparse=True)  # fmt: skip
         if _visible_width(text) <= width or limit <= _MIN_NAME:
@@ -118,6 +133,26 @@ def render(report: ReportData, *, color: bool, width: int) -> str:
         parts.append("")
         parts.append(paint(title, _BOLD))
         parts.append(body)
+
+    if report.endpoints:
+        rows = []
+        for ep in report.endpoints:
+            err = fmt_pct(ep.error_ratio) if ep.calls else "-"
+            if ("error_ratio", ep.operation) in flagged:
+                err = paint(err, _RED)
+            p95 = fmt_ms(ep.p95_seconds)
+            if ("slow_p95", ep.operation) in flagged:
+                p95 = paint(p95, _RED)
+            rows.append([
+                ep.operation, fmt_count(ep.calls), fmt_rate(ep.rate_per_second), err,
+                fmt_ms(ep.p50_seconds), p95, fmt_ms(ep.p99_seconds),
+                ep.top_bottleneck or "-", fmt_pct(ep.top_bottleneck_share),
+            ])  # fmt: skip
+        # Headers kept short: with names at their narrowest (12) the table is exactly 80 wide.
+        section("Endpoints (longest total first; rate in calls/s, times in ms)", fit_table(
+            ["endpoint", "calls", "rate", "err %", "p50", "p95", "p99", "bottleneck", "%"],
+            rows, width, ["left"] + ["right"] * 6 + ["left", "right"], names_in=(0, 7),
+        ))  # fmt: skip
 
     if report.operations:
         rows = []

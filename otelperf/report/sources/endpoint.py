@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import math
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from otelperf.report.model import (
     resource_limits,
 )
 from otelperf.report.rendering import Report
-from otelperf.report.sources.series import BUCKETS, SERIES, Series
+from otelperf.report.sources.series import BUCKETS, SERIES, START_TIME, Series
 from otelperf.thresholds import Thresholds
 
 # Sample name -> the row that maps it; resource gauges are kept whole, with all their labels.
@@ -40,6 +41,8 @@ def totals_from_families(families: Iterable[Metric]) -> Totals:
     """Totals from metric families (``registry.collect()`` or a parsed scrape).
 
     All outcomes, error types and instances are summed; empty label values count as absent.
+    ``seconds`` is the time since the process started (its ``process_start_time_seconds``),
+    read now: the figures are totals over that time.
     """
     t = Totals()
     for fam in families:
@@ -47,12 +50,16 @@ def totals_from_families(families: Iterable[Metric]) -> Totals:
             v = float(s.value)
             if math.isnan(v):
                 continue
+            if s.name == START_TIME:
+                t.started = v if t.started is None else min(t.started, v)
             if s.name in _RESOURCES:
                 t.resources.setdefault(s.name, []).append((dict(s.labels), v))
                 continue
             series = _BY_SAMPLE.get(s.name)
             if series is not None:
                 series.add(t, s.labels, v)
+    if t.started is not None:
+        t.seconds = max(time.time() - t.started, 0.0)
     return t
 
 
@@ -81,9 +88,8 @@ def from_registry(
     """
     limits = resource_limits(settings) if settings is not None else None
     totals = totals_from_families(registry.collect())
-    return build_report(
-        totals, Source("process"), top=top, resource_limits=limits, thresholds=thresholds
-    )
+    source = Source("process", data_seconds=totals.seconds)
+    return build_report(totals, source, top=top, resource_limits=limits, thresholds=thresholds)
 
 
 def fetch_text(url: str, what: str, timeout: float = 10.0) -> str:

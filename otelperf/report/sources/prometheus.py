@@ -138,6 +138,7 @@ def queries(window: str, job: str | None) -> dict[str, str]:
         return P.sum_by(s.labels, P.increase(P.selector(s.sample, job_matcher), window))
 
     q = {s.key: inc(s) for s in SERIES}
+    q["data_start"] = first_sample(job, window, data_step(window))
     for quant in QUANTILES:
         q[f"p{quant:g}"] = P.histogram_quantile(quant, inc(BUCKETS))
     for m in RESOURCE_METRICS:
@@ -145,6 +146,69 @@ def queries(window: str, job: str | None) -> dict[str, str]:
         peak = P.over_time("max", P.selector(m.prom, job_matcher), window)
         q["resource:" + m.prom] = f"max by {P.label_list(*m.labels)} ({peak})"
     return q
+
+
+def first_sample(job: str | None, window: str | None, step: str | None) -> str:
+    """The earliest sample time of any counter the report reads: over ``window`` by a subquery
+    at ``step`` (``timestamp()`` of a selector is its sample's own time), or with no window the
+    latest samples' times at the query's instant.
+
+    Per name, each result tagged with a label before the ``or``: ``timestamp()`` drops the
+    name, and the series of two names with the same labels would collide.
+
+    >>> first_sample("api", None, None).startswith(
+    ...     'min (label_replace(min (timestamp(otelperf_operation_duration_seconds_count{job="api"'
+    ... )
+    True
+    """
+    job_matcher = P.eq(N.JOB, job) if job is not None else ""
+    firsts = []
+    for s in SERIES:
+        stamps = f"timestamp({P.selector(s.sample, job_matcher)})"
+        if window is not None:
+            stamps = P.call("min_over_time", f"{stamps}[{window}:{step}]")
+        tagged = P.call("label_replace", P.aggregate("min", (), stamps), '"series"',
+                        f'"{s.key}"', '""', '""')  # fmt: skip
+        firsts.append(tagged)
+    return P.aggregate("min", (), " or ".join(firsts))
+
+
+def data_step(window: str) -> str:
+    """The subquery step of ``data_start``: a thousandth of the window, between a second and a
+    minute (under Prometheus's 5 minute look-back, so no sample falls between two steps).
+
+    >>> data_step("1h"), data_step("5m"), data_step("30d")
+    ('3600ms', '1000ms', '60000ms')
+    """
+    return f"{min(60_000, max(1000, math.ceil(window_seconds(window))))}ms"
+
+
+def data_seconds(client: PrometheusClient, job: str | None, window: str, at: float) -> float:
+    """Seconds of ``[at - window, at]`` that hold data: the window, or less when its earliest
+    sample is later than the window's start by more than the coarse step (within one step the
+    data may as well have been there before the window).
+
+    Two look-ups keep it cheap and exact: a subquery over the window at a thousandth of it
+    finds the step where the data starts (or, when it started after the last step, the
+    samples at ``at`` do), then one over that step at a hundredth of it finds the sample.
+    """
+    length = float(window_seconds(window))
+    step = data_step(window)
+    coarse = window_seconds(step)
+    found = client.query(first_sample(job, window, step), at)
+    if not found:
+        found = client.query(first_sample(job, None, None), at)
+    if not found or not math.isfinite(found[0][1]):
+        return length
+    first = found[0][1]
+    if first <= at - length + coarse:
+        return length
+    fine = max(10, math.ceil(coarse * 10))  # ms
+    span = f"{math.ceil(coarse * 1000) + 2 * fine}ms"
+    refined = client.query(first_sample(job, span, f"{fine}ms"), min(first + fine / 1000, at))
+    if refined and math.isfinite(refined[0][1]):
+        first = min(first, refined[0][1])
+    return min(max(at - first, 0.0), length)
 
 
 def totals_from_prometheus(
@@ -169,6 +233,8 @@ def totals_from_prometheus(
     for m in RESOURCE_METRICS:
         for lab, v in client.query(q["resource:" + m.prom], at):
             t.resources.setdefault(m.prom, []).append(({k: lab.get(k, "") for k in m.labels}, v))
+    if not t.empty():
+        t.seconds = data_seconds(client, job, window, at)
     if t.empty():
         where = f"job={job!r}" if job is not None else "any job"
         raise UserError(
@@ -197,6 +263,8 @@ def keep_what_moved(t: Totals) -> None:
             f.duration_sum, f.cpu_seconds = 0.0, None
         else:
             del t.operations[name]
+    t.roots = {k: v for k, v in t.roots.items() if v > 0}
+    t.root_duration = {k: v for k, v in t.root_duration.items() if v > 0}
     t.cache_requests = {k: v for k, v in t.cache_requests.items() if v > 0}
     used = {(a, m) for (a, m, _), v in t.api_calls.items() if v > 0}
     t.api_calls = {k: v for k, v in t.api_calls.items() if (k[0], k[1]) in used}

@@ -82,6 +82,10 @@ ITEMS = Series("items", N.OPERATION_ITEMS.prom, (N.OPERATION,), _op_field("items
 BYTES = Series("bytes", N.OPERATION_BYTES.prom, (N.OPERATION,), _op_field("bytes"))
 CPU = Series("cpu", N.OPERATION_CPU.prom, (N.OPERATION,), _op_field("cpu_seconds"))
 CACHE = Series("cache", N.CACHE_REQUESTS.prom, (N.CACHE, N.RESULT), _pair("cache_requests"))
+# A gauge, not a counter: a scrape's figures are totals over the time since this start.
+START_TIME = N.PROC_START_TIME.prom
+# Root spans finished: the endpoints table's calls when no histogram records the root's spans.
+ROOTS = Series("roots", N.ROOTS.prom, (N.ROOT_OPERATION,), _pair("roots"))
 # The histogram's buckets: a scrape interpolates quantiles from them, Prometheus wraps them in
 # histogram_quantile(); not a counter of its own, so not in SERIES.
 BUCKETS = Series("buckets", _D + "_bucket", ("le", N.OPERATION), _bucket)
@@ -96,6 +100,7 @@ SERIES: tuple[Series, ...] = (
     Series("critical_path", N.CRITICAL_PATH.prom, _ROOT_OP, _pair("critical_path")),
     Series("self_time", N.SELF_TIME.prom, _ROOT_OP, _pair("self_time")),
     Series("root_duration", N.ROOT_DURATION.prom, (N.ROOT_OPERATION,), _pair("root_duration")),
+    ROOTS,
     CACHE,
     Series("api_calls", N.API_CALLS.prom, (N.API, N.MODEL, N.OUTCOME), _pair("api_calls")),
     Series("api_tokens", N.API_TOKENS.prom, (N.API, N.MODEL, N.TOKEN_TYPE), _pair("api_tokens")),
