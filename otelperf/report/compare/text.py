@@ -6,11 +6,17 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from tabulate import tabulate
+from tabulate import DataRow, Line, TableFormat, tabulate
 
 from otelperf.report.compare.model import Comparison
 from otelperf.report.rendering import TEXT_WIDTH, fmt_count, fmt_ms, fmt_pct
 
+# tabulate's "simple" with one space between columns: seven before->after columns fit 80.
+_NARROW = TableFormat(
+    lineabove=None, linebelowheader=Line("", "-", " ", ""), linebetweenrows=None,
+    linebelow=None, headerrow=DataRow("", " ", ""), datarow=DataRow("", " ", ""), padding=0,
+    with_header_hide=None,
+)  # fmt: skip
 _COLORS = {"regressed": "\033[31m", "improved": "\033[32m"}
 
 
@@ -55,7 +61,7 @@ def to_text(c: Comparison, color: bool = False) -> str:
             _pair(fmt_pct(o["error_ratio_baseline"]), fmt_pct(o["error_ratio_candidate"])),
         ])  # fmt: skip
     header = ["operation", "verdict", "calls", "p50 ms", "p95 ms", "mean ms", "err %"]
-    out += ["", tabulate(rows, header, disable_numparse=True), "", "Why"]
+    out += ["", tabulate(rows, header, _NARROW, disable_numparse=True), "", "Why"]
     for o in d["operations"]:
         out.append(textwrap.fill(_why(o, s.min_calls), TEXT_WIDTH, subsequent_indent="  "))
     summary = ", ".join(f"{n} {v}" for v, n in d["summary"].items() if n)
