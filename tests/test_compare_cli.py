@@ -16,6 +16,7 @@ Wall time decides the bucket, never a figure the test checks.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -31,6 +32,8 @@ from prometheus_client import CollectorRegistry
 import otelperf
 from otelperf._names import DEFAULT_DURATION_BUCKETS
 from otelperf.cli import main
+from otelperf.report.compare.command import add_arguments
+from otelperf.report.compare.model import OPERATION_KEYS
 
 N = 12  # calls of query and render per run
 MIN = ("--min-calls", "10")
@@ -246,3 +249,21 @@ def test_unreachable_prometheus_without_traceback(tmp_path):
     assert p.stderr.count("\n") == 1
     p = cli("compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_docs_name_every_flag_and_json_key():
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    doc = (root / "docs" / "compare.md").read_text()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+    flags.discard("--help")
+    assert flags == {"--prometheus", "--job", "--baseline", "--candidate", "--alpha",
+                     "--min-effect", "--min-calls", "--format", "--out", "--timeout"}  # fmt: skip
+    synopsis = readme.split("otelperf compare (", 1)[1].split("otelperf rules", 1)[0]
+    for flag in flags:
+        assert flag in synopsis, flag
+        assert f"`{flag}" in doc, flag
+    for key in (*OPERATION_KEYS, "baseline", "candidate", "settings", "summary", "operations"):
+        assert f"`{key}" in doc, key
