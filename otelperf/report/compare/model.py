@@ -230,7 +230,11 @@ def _reasons(
 ) -> tuple[str, ...]:
     """Why an operation changed: the significant shifts that are also large enough."""
     up, down = 1.0 + s.min_effect, 1.0 - s.min_effect
-    ratios = [r for r in (ratio(c.mean, b.mean), ratio(c.quantile(0.95), b.quantile(0.95))) if r]
+    ratios = [
+        r
+        for r in (ratio(c.mean, b.mean), ratio(c.quantile(0.95), b.quantile(0.95)))
+        if r is not None
+    ]
     out: list[str] = []
     if lat_adj < s.alpha and mw.z > 0 and any(r >= up for r in ratios):
         out.append("slower")
