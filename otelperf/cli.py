@@ -15,6 +15,10 @@ from otelperf.errors import ConfigError, UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("otelperf.demo", "run a simulated service that serves /metrics"),
     "report": ("otelperf.report.command", "summarise performance from /metrics or Prometheus"),
+    "compare": (
+        "otelperf.report.compare.command",
+        "did it get worse: two periods or two reports, tested per operation",
+    ),
     "rules": (
         "otelperf.generate.rules.command",
         "generate Prometheus alerting and recording rules",

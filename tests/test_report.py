@@ -189,8 +189,10 @@ def test_rules_on_hand_written_figures():
                      "p50_seconds": 0.1 + 0.9 * (10.5 / 21),
                      "p95_seconds": 0.1 + 0.9 * (19.95 / 21),
                      "p99_seconds": 0.1 + 0.9 * (20.79 / 21), "items": 0, "bytes": 0,
-                     "cpu_ratio": 1 / 8}  # fmt: skip
+                     "cpu_ratio": 1 / 8, "sum_seconds": 8,
+                     "buckets": [[0.1, 0], [1, 21], ["+Inf", 21]]}  # fmt: skip
     assert resize["cpu_ratio"] == 0.75 and resize["error_ratio"] == 1 / 11
+    assert (resize["buckets"], resize["sum_seconds"]) == ([[0.1, 3], [1, 11], ["+Inf", 11]], 4)
     assert d["bottlenecks"] == [
         {"root_operation": "job", "operation": "resize", "share": 0.4, "self_share": 0.4},
         {"root_operation": "job", "operation": "fetch", "share": 0.3, "self_share": 0.5},
@@ -302,7 +304,8 @@ def test_json_contract_types_and_determinism():
                                       "top_bottleneck_share"}  # fmt: skip
     assert set(d["operations"][0]) == {"operation", "calls", "errors", "error_ratio",
                                        "p50_seconds", "p95_seconds", "p99_seconds", "items",
-                                       "bytes", "cpu_ratio"}  # fmt: skip
+                                       "bytes", "cpu_ratio", "sum_seconds",
+                                       "buckets"}  # fmt: skip
     assert isinstance(d["operations"][0]["calls"], int)  # counts are counts
     assert d["resources"]["system_cpu_utilization"] == [
         {"labels": {}, "value": 0.95, "threshold": 0.8}

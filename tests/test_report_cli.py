@@ -41,6 +41,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
 import otelperf
+from otelperf._names import DEFAULT_DURATION_BUCKETS
 from otelperf.cli import main
 from otelperf.emit import prices
 
@@ -256,6 +257,7 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
     # cpu_ratio: sleeping code, so thread CPU is a sliver of wall time (wall time: a range).
     for r in ops:
         assert r["cpu_ratio"] is not None and 0 <= r.pop("cpu_ratio") < 0.2
+    assert_histograms(ops, k)
     assert_rows(ops, scaled(OPERATIONS, k))
     assert_rows(doc["bottlenecks"], BOTTLENECKS)
     assert_rows(doc["caches"], scaled(CACHES, k))
@@ -286,6 +288,25 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
         (entry,) = res[name]
         assert entry["labels"] == {} and 0 <= entry["value"] <= 1
     assert res["system_cpu_utilization"][0]["threshold"] == 0.8
+
+
+# Cumulative bucket counts of one workload run (the sleeps land inside these buckets), and the
+# bounds on each duration sum that those buckets imply (wall time: a range, not a figure).
+BUCKETS = {"checkout": {0.1: 6, 0.25: 8}, "ingest": {0.1: 2}}
+SUM_RANGE = {"checkout": (6 * 0.06 + 2 * 0.15, 6 * 0.1 + 2 * 0.25), "ingest": (0.12, 0.2)}
+
+
+def assert_histograms(ops: list[dict[str, Any]], k: int) -> None:
+    """The JSON's ``buckets`` and ``sum_seconds`` (popped from ``ops``) for ``k`` runs."""
+    for r in ops:
+        want, running = [], 0
+        for le in DEFAULT_DURATION_BUCKETS:
+            running = BUCKETS[r["operation"]].get(le, running)
+            want.append([int(le) if le.is_integer() else le, running * k])
+        want.append(["+Inf", running * k])
+        assert r.pop("buckets") == want
+        low, high = SUM_RANGE[r["operation"]]
+        assert low * k <= r.pop("sum_seconds") <= high * k
 
 
 @pytest.fixture(scope="module")

@@ -128,6 +128,7 @@ def build_report(
                 bytes=whole(f.bytes),
                 cpu_ratio=cpu_ratio,
                 duration_sum=f.duration_sum,
+                buckets=tuple(sorted(f.buckets.items())),
             )
         )
     # Where the time went first: total time spent, then name for a stable order.

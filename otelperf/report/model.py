@@ -183,7 +183,9 @@ class OperationRow:
     items: float
     bytes: float
     cpu_ratio: float | None
-    duration_sum: float  # not in the JSON contract: the text table sorts by it
+    duration_sum: float  # the JSON's sum_seconds; the text table sorts by it
+    # Cumulative (le, count) of the duration histogram, +Inf last: what `otelperf compare` tests.
+    buckets: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,7 @@ class ReportData:
                 {k: _clean(getattr(r, k)) for k in _CONTRACT_ENDPOINT_KEYS} for r in self.endpoints
             ],
             "operations": [
-                {k: _clean(getattr(r, k)) for k in _CONTRACT_OPERATION_KEYS}
+                {k: _clean(getattr(r, k)) for k in _CONTRACT_OPERATION_KEYS} | _histogram(r)
                 for r in self.operations
             ],
             "bottlenecks": [_clean(_asdict(r)) for r in self.bottlenecks],
@@ -399,6 +401,13 @@ _CSV_TABLES: dict[str, tuple[str, ...]] = {
 }
 # Every table :meth:`ReportData.tables` returns (the CSV files of ``--out``), in file order.
 CSV_TABLES = (*_CSV_TABLES, "resources")
+
+
+def _histogram(r: OperationRow) -> dict[str, Any]:
+    """The JSON's histogram keys (not CSV columns): ``sum_seconds`` and cumulative ``buckets``
+    as ``[[le, count], ...]`` with ``"+Inf"`` for the last bound (JSON has no infinity)."""
+    pairs = [["+Inf" if math.isinf(le) else _clean(le), _clean(c)] for le, c in r.buckets]
+    return {"sum_seconds": _clean(r.duration_sum), "buckets": pairs}
 
 
 def _csv_value(v: Any) -> str:

@@ -47,8 +47,9 @@ def parse_window(text: str) -> str:
     return t
 
 
-def parse_time(text: str) -> float:
-    """Unix seconds (``1700000000.5``) or RFC 3339 (``2026-11-22T05:00:00Z``)."""
+def parse_time(text: str, what: str = "--at") -> float:
+    """Unix seconds (``1700000000.5``) or RFC 3339 (``2026-11-22T05:00:00Z``); errors name
+    ``what`` (the option the text came from)."""
     t = str(text).strip()
     try:
         x = float(t)
@@ -56,9 +57,11 @@ def parse_time(text: str) -> float:
         try:
             x = datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
         except ValueError:
-            raise UserError(f"--at={text!r} is neither Unix seconds nor an RFC 3339 time") from None
+            raise UserError(
+                f"{what}={text!r} is neither Unix seconds nor an RFC 3339 time"
+            ) from None
     if not math.isfinite(x) or x < 0:
-        raise UserError(f"--at={text!r} is not a valid time")
+        raise UserError(f"{what}={text!r} is not a valid time")
     return x
 
 
@@ -139,6 +142,7 @@ def queries(window: str, job: str | None) -> dict[str, str]:
 
     q = {s.key: inc(s) for s in SERIES}
     q["data_start"] = first_sample(job, window, data_step(window))
+    q[BUCKETS.key] = inc(BUCKETS)  # the counts themselves: the JSON's buckets, compare's tests
     for quant in QUANTILES:
         q[f"p{quant:g}"] = P.histogram_quantile(quant, inc(BUCKETS))
     for m in RESOURCE_METRICS:
@@ -222,6 +226,9 @@ def totals_from_prometheus(
         for lab, v in client.query(q[series.key], at):
             if not math.isnan(v):
                 series.add(t, lab, v)
+    for lab, v in client.query(q[BUCKETS.key], at):
+        if not math.isnan(v) and lab.get(N.OPERATION, "") in t.operations:
+            BUCKETS.add(t, lab, v)
     keep_what_moved(t)
     for quant in QUANTILES:
         for lab, v in client.query(q[f"p{quant:g}"], at):
