@@ -64,7 +64,7 @@ def service_dir(host: str, port: int, root: str | None = None) -> Path:
     return base / f"{safe}-{port}"
 
 
-def _start_of(pid: int) -> int | None:
+def start_of(pid: int) -> int | None:
     """The process's start time (centiseconds), None when it is gone or a zombie."""
     try:
         p = psutil.Process(pid)
@@ -77,11 +77,11 @@ def _start_of(pid: int) -> int | None:
 
 def alive(ident: Ident | list[int] | None) -> bool:
     """Is the process ``(pid, start)`` still running (not a zombie, not a reused pid)?"""
-    return ident is not None and _start_of(ident[0]) == ident[1]
+    return ident is not None and start_of(ident[0]) == ident[1]
 
 
 def _me() -> Ident:
-    return os.getpid(), _start_of(os.getpid()) or 0
+    return os.getpid(), start_of(os.getpid()) or 0
 
 
 def _parent() -> Ident | None:
@@ -93,7 +93,7 @@ def _parent() -> Ident | None:
             return None
     except OSError:
         return None
-    start = _start_of(ppid)
+    start = start_of(ppid)
     return None if start is None else (ppid, start)
 
 
