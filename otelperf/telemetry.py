@@ -82,6 +82,11 @@ class Telemetry:
         """``http://host:port/metrics`` of the running server, None when not serving."""
         return self._server.url if self._server is not None else None
 
+    def mark_auto(self) -> None:
+        """Set up by opentelemetry-instrument (otelperf.distro): a later configure() call in
+        the application's code returns this Telemetry instead of raising or serving twice."""
+        self._auto = True
+
     @property
     def enabled(self) -> bool:
         return not self.settings.disabled
