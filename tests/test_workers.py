@@ -57,13 +57,16 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") ->
 class Service:
     """A server process group started by a test, with its app and metrics ports."""
 
-    def __init__(self, argv: list[str], app_port: int, metrics_port: int) -> None:
+    def __init__(self, argv: list[str], app_port: int, metrics_port: int, warmup: int = 0) -> None:
         self.app_port, self.metrics_port = app_port, metrics_port
         self.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         self.dir = service_dir("127.0.0.1", metrics_port)
         env = dict(os.environ, OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
-                   PYTHONPATH=str(ROOT), OTEL_TRACES_EXPORTER="none")  # fmt: skip
-        self.sent = 0  # requests answered, the readiness probe's included
+                   PYTHONPATH=str(ROOT), OTEL_TRACES_EXPORTER="none",
+                   WORKERS_APP_WARMUP=str(warmup))  # fmt: skip
+        # operations counted: requests answered (the readiness probe's included), plus the
+        # app's import-time warm-up in the one process that imports it first
+        self.sent = warmup
         self.log = open(f"/tmp/otelperf-test-workers-{metrics_port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -126,11 +129,11 @@ def exact(svc: Service) -> None:
     assert totals(svc.metrics) == want
 
 
-def gunicorn(app: str, *args: str) -> Callable[[], Iterator[Service]]:
+def gunicorn(app: str, *args: str, warmup: int = 0) -> Callable[[], Iterator[Service]]:
     def fixture() -> Iterator[Service]:
         port, mport = free_port(), free_port()
         svc = Service([str(BIN / "gunicorn"), "-b", f"127.0.0.1:{port}", *args, app],
-                      port, mport)  # fmt: skip
+                      port, mport, warmup)  # fmt: skip
         yield svc
         svc.stop()
 
@@ -146,7 +149,8 @@ gthread = pytest.fixture(scope="module")(
 uvicorn_worker = pytest.fixture(scope="module")(
     gunicorn(FASTAPI, "-w", "3", "-k", "uvicorn.workers.UvicornWorker")
 )
-preload = pytest.fixture(scope="module")(gunicorn(FLASK, "-w", "3", "--preload"))
+# the master measures 5 operations at import, before it forks: counted once, not once per child
+preload = pytest.fixture(scope="module")(gunicorn(FLASK, "-w", "3", "--preload", warmup=5))
 
 
 def test_gunicorn_sync_one_endpoint_exact_sums_over_workers(sync: Service) -> None:

@@ -76,6 +76,31 @@ def add_into(total: dict[str, Family], families: Iterable[Family]) -> None:
                 hit[2] += s[2]
 
 
+def subtract(families: list[Family], baseline: list[Family] | None) -> list[Family]:
+    """``families`` less what a forked child inherited (``baseline``, its parent's registry at
+    fork time): counters and histograms only; a child counts its own work, once.
+
+    >>> c = {"name": "x", "type": "counter", "help": "", "unit": "",
+    ...      "samples": [["x_total", {}, 5.0]]}
+    >>> subtract([c], [{**c, "samples": [["x_total", {}, 2.0]]}])[0]["samples"]
+    [['x_total', {}, 3.0]]
+    """
+    if not baseline:
+        return families
+    base = {(f["name"], _sample_key(smp)): smp[2] for f in baseline if kind(f) == "summed"
+            for smp in f["samples"]}  # fmt: skip
+    if not base:
+        return families
+    out = []
+    for f in families:
+        if kind(f) == "summed":
+            samples = [[smp[0], smp[1], smp[2] - base.get((f["name"], _sample_key(smp)), 0.0)]
+                       for smp in f["samples"]]  # fmt: skip
+            f = {**f, "samples": samples}
+        out.append(f)
+    return out
+
+
 def _sample_key(sample: Sequence[Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
     return sample[0], tuple(sorted(sample[1].items()))
 

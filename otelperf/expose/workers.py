@@ -149,6 +149,31 @@ class ServiceDir:
             if entry.endswith((".json", ".tmp")):
                 self.remove(entry)
 
+    def fold(self, me: Ident) -> dict[str, Any]:
+        """Move exited processes' counters into exited.json (under the lock); return it."""
+        acc = self.read(EXITED) or {"folded": [], "families": []}
+        folded = {tuple(i) for i in acc["folded"]}
+        total = {f["name"]: f for f in acc["families"]}
+        present, gone, changed = set(), [], False
+        for ident, name in self.snapshots():
+            if ident == me or alive(ident):
+                continue
+            present.add(ident)
+            gone.append(name)
+            if ident not in folded:
+                doc = self.read(name) or {}
+                snapshot.add_into(total, snapshot.summable(doc.get("families", [])))
+                folded.add(ident)
+                changed = True
+        if changed:
+            # ids are kept while their file exists: a crash before the unlink below cannot
+            # fold one twice
+            acc = {"folded": sorted(present), "families": list(total.values())}
+            self.write(EXITED, acc)
+        for name in gone:
+            self.remove(name)
+        return acc
+
 
 def snapshot_name(ident: Ident) -> str:
     return f"{ident[0]}-{ident[1]}.json"
@@ -176,12 +201,19 @@ class SharedService:
         self._server: MetricsServer | None = None
         self._closed = False
         self.me = _me()
+        # A forked child inherits its parent's counters (those no fork reset cleared): what it
+        # holds right after fork() is subtracted from everything it reports.  Our collections
+        # hold this lock, and fork() waits for it, so the child never collects on state that a
+        # thread of ours left half-way.
+        self._baseline: list[snapshot.Family] | None = None
+        self._collecting = threading.Lock()
         with self.dir.locked():
             self._join()
             self._try_serve(raise_foreign=True)
         self._stop = threading.Event()
         self._thread = self._start_thread()
         atexit.register(self._at_exit)
+        fork.around_fork(self._before_fork, self._after_fork_in_parent)
         fork.on_fork(self._after_fork)
 
     @property
@@ -204,9 +236,15 @@ class SharedService:
             self.dir.clear()
         self._write_snapshot()
 
+    def own_families(self) -> list[snapshot.Family]:
+        """This process's families, less what it inherited at fork."""
+        with self._collecting:
+            families = snapshot.families_of(self.registry.collect())
+        return snapshot.subtract(families, self._baseline)
+
     def _write_snapshot(self) -> None:
         doc = {"pid": self.me[0], "parent": _parent(), "time": time.time(),
-               "families": snapshot.families_of(self.registry.collect())}  # fmt: skip
+               "families": self.own_families()}  # fmt: skip
         self.dir.write(snapshot_name(self.me), doc)
 
     def _try_serve(self, raise_foreign: bool) -> None:
@@ -248,40 +286,15 @@ class SharedService:
         elif others:  # alone, a serving process writes only at exit (a recycle keeps that)
             self._write_snapshot()
             with self.dir.locked():
-                self._fold()
-
-    def _fold(self) -> dict[str, Any]:
-        """Move exited processes' counters into exited.json (under the lock); return it."""
-        acc = self.dir.read(EXITED) or {"folded": [], "families": []}
-        folded = {tuple(i) for i in acc["folded"]}
-        total = {f["name"]: f for f in acc["families"]}
-        present, gone, changed = set(), [], False
-        for ident, name in self.dir.snapshots():
-            if ident == self.me or alive(ident):
-                continue
-            present.add(ident)
-            gone.append(name)
-            if ident not in folded:
-                doc = self.dir.read(name) or {}
-                snapshot.add_into(total, snapshot.summable(doc.get("families", [])))
-                folded.add(ident)
-                changed = True
-        if changed:
-            # ids are kept while their file exists: a crash before the unlink below cannot
-            # fold one twice
-            acc = {"folded": sorted(present), "families": list(total.values())}
-            self.dir.write(EXITED, acc)
-        for name in gone:
-            self.dir.remove(name)
-        return acc
+                self.dir.fold(self.me)
 
     # --- scrape ---------------------------------------------------------------------------
     def collect(self) -> list[PromMetric]:
         """The service's families: this process live, the others from their snapshots."""
-        own = snapshot.families_of(self.registry.collect())
+        own = self.own_families()
         live: list[tuple[int, list[snapshot.Family]]] = []
         with self.dir.locked():
-            exited = self._fold()
+            exited = self.dir.fold(self.me)
             for ident, name in self.dir.snapshots():
                 if ident != self.me:
                     doc = self.dir.read(name)
@@ -320,6 +333,12 @@ class SharedService:
             with contextlib.suppress(Exception):  # never fail the interpreter's exit
                 self._write_snapshot()
 
+    def _before_fork(self) -> None:
+        self._collecting.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._collecting.release()
+
     def _after_fork(self) -> None:
         # In the child of a configured process (gunicorn --preload, a zero-code master): the
         # serving thread stayed in the parent; the child counts its own work and writes it.
@@ -330,22 +349,29 @@ class SharedService:
             self._server.abandon()
             self._server = None
         self.me = _me()
+        self._collecting = threading.Lock()
+        # after the other fork resets (registered before this one): what the child inherited
+        self._baseline = snapshot.families_of(self.registry.collect())
         self._stop = threading.Event()
         self._thread = self._start_thread()
 
     def close(self) -> None:
-        """Leave the service: stop serving and writing; remove this process's snapshot."""
+        """Leave the service: stop serving and writing.  The last snapshot stays, like an
+        exited worker's (an application that shuts otelperf down in its lifespan's end, then
+        exits, keeps its counts in the service's totals)."""
         if self._closed:
             return
+        self._at_exit()
         self._closed = True
         self._stop.set()
         atexit.unregister(self._at_exit)
         fork.forget(self._after_fork)
+        fork.forget(self._before_fork)
+        fork.forget(self._after_fork_in_parent)
         if self._server is not None:
             self._server.close()
             self._server = None
             self.dir.remove(SERVER)
-        self.dir.remove(snapshot_name(self.me))
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
