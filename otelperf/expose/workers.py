@@ -209,7 +209,11 @@ class SharedService:
         self._collecting = threading.Lock()
         with self.dir.locked():
             self._join()
-            self._try_serve(raise_foreign=True)
+            try:
+                self._try_serve(raise_foreign=True)
+            except Exception:  # another program holds the port: leave no trace behind
+                self.dir.remove(snapshot_name(self.me))
+                raise
         self._stop = threading.Event()
         self._thread = self._start_thread()
         atexit.register(self._at_exit)
