@@ -14,7 +14,8 @@ instrumentors and ``opentelemetry_post_instrument`` hooks.  otelperf declares al
   :func:`otelperf.configure` attaches the span processor and sampler to the TracerProvider and
   serves /metrics and /health;
 - :func:`after_instrument` covers a run where another configurator won: it attaches otelperf
-  to the providers that one built.
+  to the providers that one built (without a server of its own when that one's Prometheus
+  exporter already serves the registry).
 
 A ``configure()`` call in the application then returns this Telemetry (no second server, no
 warning).  Only opentelemetry-instrument imports this module: opentelemetry-instrumentation
@@ -28,11 +29,13 @@ import os
 from typing import Any
 
 import prometheus_client
+from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
 from otelperf import telemetry
+from otelperf._core import sdk_compat
 
 _log = logging.getLogger("otelperf")
 
@@ -95,12 +98,16 @@ def after_instrument() -> None:
     """The ``opentelemetry_post_instrument`` hook: if another configurator set the SDK up,
     attach otelperf to it now."""
     if telemetry.current() is None:
-        _attach()
+        # That configurator's Prometheus exporter (OTEL_METRICS_EXPORTER=prometheus) already
+        # serves prometheus_client's registry on the port: otelperf's metrics go there too, and
+        # a second server would fail on the port.
+        served = sdk_compat.has_prometheus_reader(metrics.get_meter_provider())
+        _attach(start_server=not served)
 
 
-def _attach() -> None:
+def _attach(start_server: bool = True) -> None:
     try:
-        t = telemetry.configure()
+        t = telemetry.configure(start_server=start_server)
     except Exception as exc:  # never stop the application from starting
         _log.error("otelperf: zero-code set-up failed: %s", exc)
         return

@@ -159,3 +159,23 @@ def test_gunicorn_under_opentelemetry_instrument(tmp: Path) -> None:
     # --preload, the children count their own work and it reaches the master's /metrics.
     for run in run_app(tmp, "prometheus", configure_in_code=False, gunicorn_workers=2):
         assert_otelperf_served(run)
+
+
+def test_another_configurator_with_its_prometheus_server(tmp: Path) -> None:
+    # opentelemetry-distro's configurator chosen explicitly: its Prometheus exporter serves the
+    # registry; otelperf attaches without a second server and the app's configure() does not
+    # crash on the port (it did before: both servers read OTEL_EXPORTER_PROMETHEUS_PORT).
+    extra = {
+        "OTEL_PYTHON_CONFIGURATOR": "configurator",
+        "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
+    }
+    for run in run_app(tmp, "prometheus", configure_in_code=True, extra=extra):
+
+        def items(r: Run = run) -> float:
+            # the SDK's reader adds otel_scope_* labels: sum over them
+            return sum(matching(scrape(r.metrics), "otelperf_operation_items_total").values())
+
+        wait_for(lambda: items() == 30.0, what="otelperf's metrics on the SDK's server")
+        s = scrape(run.metrics)
+        assert sum(matching(s, "otelperf_roots_total").values()) == 10
+        assert "Address already in use" not in run.text()
