@@ -120,7 +120,7 @@ class ServiceDir:
                 os.close(fd)  # releases the lock
 
     def write(self, name: str, doc: dict[str, Any]) -> None:
-        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        tmp = self.path / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(doc, separators=(",", ":")))
         os.replace(tmp, self.path / name)  # readers see the old file or the new one, whole
 
@@ -355,7 +355,10 @@ class SharedService:
         self.me = _me()
         self._collecting = threading.Lock()
         # after the other fork resets (registered before this one): what the child inherited
-        self._baseline = snapshot.families_of(self.registry.collect())
+        try:
+            self._baseline = snapshot.families_of(self.registry.collect())
+        except Exception as exc:  # then its counts include the inherited ones: say so
+            _log.warning("otelperf: reading the registry after fork failed: %s", exc)
         self._stop = threading.Event()
         self._thread = self._start_thread()
 
