@@ -292,3 +292,29 @@ def test_fresh_start_is_clean_a_recycle_keeps_exited_counts(tmp_path: Path) -> N
         assert (d / "exited.json").exists()
     finally:
         svc.close()
+
+
+def test_health_covers_every_live_worker(tmp_path: Path) -> None:
+    port = free_port()
+    d = service_dir("127.0.0.1", port, str(tmp_path))
+    svc = SharedService("127.0.0.1", port, _registry(1.0), memory_limit=10**9,
+                        root=str(tmp_path))  # fmt: skip
+    try:
+        assert svc.health()[0] == 200
+        # a live worker (here: this test's parent process) over the limit
+        other = os.getppid()
+        fams = [{"name": "process_resident_memory_bytes", "type": "gauge", "help": "", "unit": "",
+                 "samples": [["process_resident_memory_bytes", {}, 2e9]]}]  # fmt: skip
+        (d / f"{other}-{workers.start_of(other)}.json").write_text(json.dumps({"families": fams}))
+        code, doc = svc.health()
+        assert code == 503 and doc["status"] == "unhealthy"
+        assert (
+            f"worker {other} resident memory 2000000000 bytes > limit 1000000000 bytes"
+            in (doc["reasons"])
+        )
+        assert doc["workers"] == {"live": 2, "pids": sorted([os.getpid(), other])}
+        # its process series carry their worker's pid while several processes are alive
+        s = scrape(svc.url)
+        assert s[("process_resident_memory_bytes", frozenset({("worker", str(other))}))] == 2e9
+    finally:
+        svc.close()

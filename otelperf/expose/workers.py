@@ -309,27 +309,8 @@ class SharedService:
     def health(self) -> tuple[int, dict[str, Any]]:
         """/health for the whole service: this process's checks, plus every live worker's
         resident memory against ``process_memory_limit``."""
-        code = 200
-        doc: dict[str, Any] = {"status": "healthy", "reasons": []}
-        if self._health is not None:
-            code, doc = self._health()
-        reasons: list[str] = list(doc.get("reasons", []))
-        pids = [self.me[0]]
-        for ident, name in self.dir.snapshots():
-            if ident == self.me or not alive(ident):
-                continue
-            pids.append(ident[0])
-            rss = _rss((self.dir.read(name) or {}).get("families", []))
-            if self._memory_limit is not None and rss is not None and rss > self._memory_limit:
-                code = 503
-                doc["status"] = "unhealthy"
-                reasons.append(
-                    f"worker {ident[0]} resident memory {int(rss)} bytes > limit "
-                    f"{self._memory_limit} bytes"
-                )
-        doc["reasons"] = reasons
-        doc["workers"] = {"live": len(pids), "pids": sorted(pids)}
-        return code, doc
+        own = self._health() if self._health is not None else None
+        return service_health(self.dir, self.me, own, self._memory_limit)
 
     # --- lifecycle --------------------------------------------------------------------------
     def _at_exit(self) -> None:
@@ -381,6 +362,32 @@ class SharedService:
             self.dir.remove(SERVER)
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+
+def service_health(
+    d: ServiceDir, me: Ident, own: tuple[int, dict[str, Any]] | None, memory_limit: int | None
+) -> tuple[int, dict[str, Any]]:
+    """The serving process's /health (``own``) widened to every live process of the service."""
+    code = 200
+    doc: dict[str, Any] = {"status": "healthy", "reasons": []}
+    if own is not None:
+        code, doc = own
+    reasons: list[str] = list(doc.get("reasons", []))
+    pids = [me[0]]
+    for ident, name in d.snapshots():
+        if ident == me or not alive(ident):
+            continue
+        pids.append(ident[0])
+        rss = _rss((d.read(name) or {}).get("families", []))
+        if memory_limit is not None and rss is not None and rss > memory_limit:
+            code = 503
+            doc["status"] = "unhealthy"
+            reasons.append(
+                f"worker {ident[0]} resident memory {int(rss)} bytes > limit {memory_limit} bytes"
+            )
+    doc["reasons"] = reasons
+    doc["workers"] = {"live": len(pids), "pids": sorted(pids)}
+    return code, doc
 
 
 def _rss(families: Iterable[snapshot.Family]) -> float | None:
