@@ -30,6 +30,7 @@ from otelperf.errors import ConfigError
 from otelperf.expose.health import HealthThresholds
 from otelperf.expose.resources import ResourceMonitor
 from otelperf.expose.server import MetricsServer, prometheus_reader
+from otelperf.expose.workers import SharedService, start
 
 if TYPE_CHECKING:  # report imports config only; kept out of import time all the same
     from otelperf.report import Report
@@ -67,8 +68,11 @@ class Telemetry:
         self._pipeline = pipeline
         self._owns_tp = owns_tracer_provider
         self._owns_mp = owns_meter_provider
-        self._server: MetricsServer | None = None
+        # A plain server (port 0), or this process's membership of a service whose processes
+        # share one endpoint (expose/workers.py: gunicorn / uvicorn workers).
+        self._server: MetricsServer | SharedService | None = None
         self._closed = False
+        self._auto = False  # set up by opentelemetry-instrument (otelperf.distro)
         self._resources: ResourceMonitor | None = None  # host/process metrics and /health
         # (BottleneckSpanProcessor, sampler wrapper) on tp
         self._bottleneck: tuple[BottleneckSpanProcessor, RecordEverythingSampler] | None = None
@@ -77,6 +81,11 @@ class Telemetry:
     def metrics_url(self) -> str | None:
         """``http://host:port/metrics`` of the running server, None when not serving."""
         return self._server.url if self._server is not None else None
+
+    def mark_auto(self) -> None:
+        """Set up by opentelemetry-instrument (otelperf.distro): a later configure() call in
+        the application's code returns this Telemetry instead of raising or serving twice."""
+        self._auto = True
 
     @property
     def enabled(self) -> bool:
@@ -110,8 +119,8 @@ class Telemetry:
     def _start_server(self) -> None:
         s = self.settings
         health = self._resources.health if self._resources is not None else None
-        self._server = MetricsServer(
-            s.prometheus_host, s.prometheus_port, self.registry, health=health
+        self._server = start(
+            s.prometheus_host, s.prometheus_port, self.registry, health, s.process_memory_limit
         )
 
     def shutdown(self) -> None:
@@ -212,7 +221,9 @@ def configure(
     key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
     with _lock:
         if _current is not None:
-            if _current._key == key:
+            if _current._key == key or _current._auto:
+                # Under opentelemetry-instrument the distro configured otelperf before the
+                # application's code ran: a configure() call there attaches to it (one server).
                 return _current
             raise ConfigError(
                 "otelperf.configure() was already called with different settings "

@@ -20,6 +20,9 @@ _log = logging.getLogger("otelperf")
 _lock = threading.Lock()
 # id of the callback (or of the bound method's object and function) -> a way to get it back.
 _resets: dict[tuple[int, ...], Callable[[], Callable[[], None] | None]] = {}
+# The same for callbacks run in the parent just before fork() and just after it.
+_befores: dict[tuple[int, ...], Callable[[], Callable[[], None] | None]] = {}
+_parents: dict[tuple[int, ...], Callable[[], Callable[[], None] | None]] = {}
 
 
 def _key(callback: Callable[[], None]) -> tuple[int, ...]:
@@ -39,6 +42,21 @@ def on_fork(callback: Callable[[], None]) -> None:
     ...     def reset(self) -> None: ...
     >>> on_fork(Table().reset)
     """
+    _register(_resets, callback)
+
+
+def around_fork(before: Callable[[], None], after_in_parent: Callable[[], None]) -> None:
+    """Call ``before()`` in the parent just before every ``fork()`` and ``after_in_parent()``
+    just after it (held like :func:`on_fork`'s): e.g. hold a lock across the fork so that the
+    child never inherits it half-way through a critical section."""
+    _register(_befores, before)
+    _register(_parents, after_in_parent)
+
+
+def _register(
+    table: dict[tuple[int, ...], Callable[[], Callable[[], None] | None]],
+    callback: Callable[[], None],
+) -> None:
     ref: Callable[[], Callable[[], None] | None]
     if getattr(callback, "__self__", None) is not None:
         weak: Any = weakref.WeakMethod(callback)
@@ -47,7 +65,7 @@ def on_fork(callback: Callable[[], None]) -> None:
         def ref() -> Callable[[], None] | None:
             method = weak()
             if method is None:
-                _resets.pop(key, None)
+                table.pop(key, None)
             return method  # type: ignore[no-any-return]
 
     else:
@@ -56,13 +74,33 @@ def on_fork(callback: Callable[[], None]) -> None:
             return callback
 
     with _lock:
-        _resets[_key(callback)] = ref
+        table[_key(callback)] = ref
 
 
 def forget(callback: Callable[[], None]) -> None:
-    """Stop calling ``callback`` after fork (an object shutting down)."""
+    """Stop calling ``callback`` around fork (an object shutting down)."""
     with _lock:
         _resets.pop(_key(callback), None)
+        _befores.pop(_key(callback), None)
+        _parents.pop(_key(callback), None)
+
+
+def _run_all(table: dict[tuple[int, ...], Callable[[], Callable[[], None] | None]]) -> None:
+    for ref in list(table.values()):
+        callback = ref()
+        if callback is not None:
+            try:
+                callback()
+            except Exception as exc:  # never stop the application's fork
+                _log.warning("otelperf: a fork hook failed: %s", exc)
+
+
+def _before_in_parent() -> None:
+    _run_all(_befores)
+
+
+def _after_in_parent() -> None:
+    _run_all(_parents)
 
 
 def _after_in_child() -> None:
@@ -83,4 +121,6 @@ def registered() -> int:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_in_child)
+    os.register_at_fork(
+        before=_before_in_parent, after_in_parent=_after_in_parent, after_in_child=_after_in_child
+    )

@@ -7,6 +7,7 @@ that name host:port.
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import threading
@@ -33,6 +34,10 @@ def prometheus_reader(registry: CollectorRegistry) -> PrometheusMetricReader:
         MeterProvider(metric_readers=[reader])
     """
     return PrometheusMetricReader(registry=registry, scope_info_enabled=False)
+
+
+class PortInUse(ConfigError):
+    """The port is taken (EADDRINUSE); workers.py tells its own service from a stranger."""
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -102,8 +107,9 @@ class MetricsServer:
                 server_class=server_class, handler_class=_QuietHandler,
             )  # fmt: skip
         except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {_hostport(host, port)}: {exc.strerror or exc} "
+            error = PortInUse if exc.errno == errno.EADDRINUSE else ConfigError
+            raise error(
+                f"cannot serve metrics on {hostport(host, port)}: {exc.strerror or exc} "
                 "(set prometheus_port / OTEL_EXPORTER_PROMETHEUS_PORT to a free port, or 0 "
                 "for any free port)"
             ) from None
@@ -116,7 +122,12 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        return f"http://{_hostport(self.host, self.port)}/metrics"
+        return f"http://{hostport(self.host, self.port)}/metrics"
+
+    def abandon(self) -> None:
+        """In a forked child: close the inherited listening socket (the serving thread stayed
+        in the parent), so the port is free when the parent goes."""
+        self._httpd.server_close()
 
     def close(self) -> None:
         self._httpd.shutdown()
@@ -124,5 +135,5 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def _hostport(host: str, port: int) -> str:
+def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
