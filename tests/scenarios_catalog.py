@@ -286,6 +286,12 @@ def pipeline(rng: random.Random) -> list[Group]:
         {"job": "svc", "instance": "a:1", "component": "exporter"},
         [0.0] * g.minutes,
     )
+    # A component's first failure: the series appears at 1 (otelperf creates it then).
+    g.add(
+        "otelperf_internal_errors_total",
+        {"job": "svc", "instance": "a:1", "component": "sink"},
+        [None if m < 150 else 1.0 for m in range(g.minutes)],
+    )
     g.fires(62, "OtelperfTargetAbsent")  # within the 5-minute lookback, and "for: 10m"
     g.fires(90, "OtelperfTargetAbsent", {"severity": "critical", "job": "gone"})
     g.fires(110, "OtelperfInternalErrors")
@@ -293,6 +299,12 @@ def pipeline(rng: random.Random) -> list[Group]:
         130,
         "OtelperfInternalErrors",
         {"severity": "warning", "job": "svc", "component": "processor"},
+    )
+    g.fires(
+        170,
+        "OtelperfInternalErrors",
+        {"severity": "warning", "job": "svc", "component": "processor"},
+        {"severity": "warning", "job": "svc", "component": "sink"},
     )
     g.never("OtelperfTargetAbsent", job="svc")
     g.never("OtelperfInternalErrors", component="exporter")

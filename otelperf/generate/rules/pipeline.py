@@ -49,10 +49,14 @@ def target_absent(ctx: RuleContext) -> AlertSpec:
 
 def internal_errors(ctx: RuleContext) -> AlertSpec:
     """OtelperfInternalErrors: otelperf caught failures of its own in the last hour."""
-    errors = sum_by((n.JOB, n.COMPONENT), increase(ctx.raw(n.INTERNAL_ERRORS.prom), "1h"))
+    raw = ctx.raw(n.INTERNAL_ERRORS.prom)
+    errors = sum_by((n.JOB, n.COMPONENT), increase(raw, "1h"))
+    # The series appears with the first failure (at 1, not 0), which increase() cannot see:
+    # a series that did not exist an hour ago counts with its value.
+    new = sum_by((n.JOB, n.COMPONENT), f"{raw} unless {raw} offset 1h")
     return ctx.alert(
         GROUP, "OtelperfInternalErrors", "warning", "5m",
-        f"{errors} > 0",
+        f"{errors} > 0 or {new} > 0",
         "otelperf caught failures inside itself; some measurements may be missing.",
         "Job {{ $labels.job }} counted {{ $value | humanize }} internal errors in "
         "component {{ $labels.component }} over the last hour.",
