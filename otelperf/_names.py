@@ -316,11 +316,11 @@ REC_OPERATION_REQUESTS_1H = Recording(
 )  # fmt: skip
 REC_OPERATION_P95_MEAN_1D = Recording(
     "otelperf:operation_duration_seconds:p95_mean1d", (JOB, OPERATION),
-    "Mean of the p95 recording over the last day, seconds.",
+    "Mean of the p95 recording over the day that ended an hour ago, seconds.",
 )  # fmt: skip
 REC_OPERATION_P95_STDDEV_1D = Recording(
     "otelperf:operation_duration_seconds:p95_stddev1d", (JOB, OPERATION),
-    "Standard deviation of the p95 recording over the last day, seconds.",
+    "Standard deviation of the p95 recording over the day that ended an hour ago, seconds.",
 )  # fmt: skip
 REC_OPERATION_ITEMS = Recording(
     "otelperf:operation_items:rate", (JOB, OPERATION), "Items processed per second.",
@@ -356,10 +356,67 @@ REC_API_COST_1H = Recording(
     "API spend in US dollars per second, averaged over the last hour.",
 )  # fmt: skip
 
+# --- issue 15: detection (significance bounds, distribution baselines, SLO windows) ------
+REC_OPERATION_MEAN = Recording(
+    "otelperf:operation_duration_seconds:mean", (JOB, OPERATION),
+    "Mean operation duration over the rate window (_sum / _count), seconds.",
+)  # fmt: skip
+REC_OPERATION_MEAN_MEDIAN_1H = Recording(
+    "otelperf:operation_duration_seconds:mean_median1h", (JOB, OPERATION),
+    "Median over the last hour of the rate-window mean: a one-minute blip cannot move it.",
+)  # fmt: skip
+REC_OPERATION_ERROR_LOWER = Recording(
+    "otelperf:operation_errors:ratio_lower_bound", (JOB, OPERATION),
+    "Wilson score lower bound of the error ratio over the rate window, 0..1.",
+)  # fmt: skip
+REC_API_ERROR_LOWER = Recording(
+    "otelperf:api_errors:ratio_lower_bound", (JOB, API),
+    "Wilson score lower bound of the API error ratio over the rate window, 0..1.",
+)  # fmt: skip
+REC_CACHE_MISS_LOWER = Recording(
+    "otelperf:cache_misses:ratio_lower_bound", (JOB, CACHE),
+    "Wilson score lower bound of the cache miss ratio over the rate window, 0..1.",
+)  # fmt: skip
+REC_API_P95 = Recording(
+    "otelperf:api_call_duration_seconds:p95", (JOB, API),
+    "95th percentile external API call duration over the rate window, seconds.",
+)  # fmt: skip
+REC_API_COST_SUM = Recording(
+    "otelperf:api_cost_usd:sum", (JOB,), "Cumulative API spend of the job's live counters, USD.",
+)  # fmt: skip
+REC_API_COST_DAY_START = Recording(
+    "otelperf:api_cost_usd:day_start", (JOB,),
+    "otelperf:api_cost_usd:sum in the first 5 minutes of the UTC day (only then).",
+)  # fmt: skip
+REC_API_COST_TODAY = Recording(
+    "otelperf:api_cost_usd:spent_today", (JOB,), "API spend since 00:00 UTC, USD.",
+)  # fmt: skip
+REC_API_COST_PROJECTED = Recording(
+    "otelperf:api_cost_usd:projected_today", (JOB,),
+    "Today's spend so far scaled by yesterday's full day / yesterday's spend by this time, USD.",
+)  # fmt: skip
+# The SRE workbook's burn-rate windows (page 1h/5m and 6h/30m, ticket 1d/2h and 3d/6h).
+SLO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+LE = "le"
+REC_OPERATION_ERROR_RATIO_SLO: dict[str, Recording] = {
+    w: Recording(f"otelperf:operation_errors:ratio_rate{w}", (JOB, OPERATION),
+                 f"Failed / finished operations over {w}, 0..1.")
+    for w in SLO_WINDOWS
+}  # fmt: skip
+REC_OPERATION_SLOW_RATIO_SLO: dict[str, Recording] = {
+    w: Recording(f"otelperf:operation_latency_slow:ratio_rate{w}", (JOB, OPERATION, LE),
+                 f"Share of operations slower than the bucket boundary le over {w}, 0..1.")
+    for w in SLO_WINDOWS
+}  # fmt: skip
+
 RECORDINGS: tuple[Recording, ...] = (
     REC_OPERATION_REQUESTS, REC_OPERATION_ERRORS, REC_OPERATION_ERROR_RATIO, REC_OPERATION_P95,
     REC_OPERATION_P95_1H, REC_OPERATION_REQUESTS_1H, REC_OPERATION_P95_MEAN_1D,
     REC_OPERATION_P95_STDDEV_1D, REC_OPERATION_ITEMS, REC_OPERATION_ITEMS_PER_BUSY_SECOND,
     REC_CRITICAL_PATH_SHARE, REC_CRITICAL_PATH_SHARE_1H, REC_CACHE_REQUESTS, REC_CACHE_HIT_RATIO,
-    REC_API_CALLS, REC_API_ERROR_RATIO, REC_API_COST_1H,
+    REC_API_CALLS, REC_API_ERROR_RATIO, REC_API_COST_1H, REC_OPERATION_MEAN,
+    REC_OPERATION_MEAN_MEDIAN_1H, REC_OPERATION_ERROR_LOWER, REC_API_ERROR_LOWER,
+    REC_CACHE_MISS_LOWER, REC_API_P95, REC_API_COST_SUM, REC_API_COST_DAY_START,
+    REC_API_COST_TODAY, REC_API_COST_PROJECTED, *REC_OPERATION_ERROR_RATIO_SLO.values(),
+    *REC_OPERATION_SLOW_RATIO_SLO.values(),
 )  # fmt: skip

@@ -19,7 +19,8 @@ class Thresholds:
     operation_error_ratio_warning: float = 0.05
     operation_error_ratio_critical: float = 0.10
     operation_slow_p95_seconds: float = 5.0
-    latency_regression_factor: float = 1.5
+    # The hourly median of the mean duration against the same hours 1 d (and 7 d) earlier.
+    latency_regression_factor: float = 1.3
     latency_regression_min_requests_per_hour: float = 100.0
     latency_anomaly_stddevs: float = 3.0
     # A flat history has a standard deviation near zero; without this floor any jitter would fire.
@@ -46,6 +47,29 @@ class Thresholds:
     cpu_bound_ratio: float = 0.5
     # A model with at least this share of the API bill gets the "cheaper model" recommendation.
     api_expensive_model_share: float = 0.5
+    # --- issue 15: significance and history -------------------------------------------------
+    # Ratio alerts need this many bad events in the rate window (errors, misses) ...
+    operation_error_min_errors: float = 5.0
+    api_error_min_errors: float = 5.0
+    cache_min_misses: float = 10.0
+    # ... and the Wilson score lower bound of the bad ratio (one-sided, this z) above the
+    # threshold: 3 standard errors, as control charts use (1.645, one-sided 95 %, still fired
+    # now and then on a steady 4 % against 5 % over a few days: thousands of windows).
+    ratio_confidence_z: float = 3.0
+    # SLO burn-rate alerts need this many bad events in their long window.
+    slo_min_bad_events: float = 5.0
+    # Throughput below this fraction of the same time 1 d earlier (and 7 d, where known).
+    throughput_drop_ratio: float = 0.5
+    # Spend in the last hour above this multiple of the same hour 1 d (and 7 d) earlier ...
+    api_cost_increase_factor: float = 2.0
+    # ... when the last hour cost at least this much (USD).
+    api_cost_increase_min_usd_per_hour: float = 1.0
+    api_slow_p95_seconds: float = 10.0
+    # Leak: sustained growth of at least this many bytes an hour over 3 h, after warm-up.
+    memory_leak_min_bytes_per_hour: float = 10485760.0
+    # Seconds after a (re)start the leak rule ignores (start-up allocations, caches filling).
+    memory_leak_warmup_seconds: float = 900.0
+    open_fds_ratio: float = 0.8
 
 
 # Thresholds a per-operation override may change (they are the operation-scoped ones).
@@ -60,4 +84,5 @@ RATIOS = {
     "bottleneck_shift_share", "cache_hit_ratio_min", "api_error_ratio", "host_cpu_utilization",
     "host_memory_utilization", "disk_utilization", "disk_predict_min_utilization",
     "bottleneck_stage_share", "cpu_bound_ratio", "api_expensive_model_share",
+    "throughput_drop_ratio", "open_fds_ratio",
 }  # fmt: skip

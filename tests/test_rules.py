@@ -35,7 +35,7 @@ def _alert_rules(files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def exposed_names() -> set[str]:
     """Every series name the library (or Prometheus itself) exposes, from the name table."""
     names: set[str] = {_names.UP, _names.ALERTS, _names.PROCESS_RESIDENT_MEMORY}
-    for m in _names.OTEL_METRICS:
+    for m in (*_names.OTEL_METRICS, *_names.PROCESS_METRICS):
         names.update(m.series)
     names.update(r.name for r in _names.RECORDINGS)
     return names
@@ -53,7 +53,7 @@ def test_docstring_examples() -> None:
 def test_every_alert_name_is_generated_with_the_contract_fields() -> None:
     alerts = _alert_rules(rules.build_rules())
     assert {a["alert"] for a in alerts} == set(rules.ALERT_NAMES)
-    assert len(rules.ALERT_NAMES) == 18
+    assert len(rules.ALERT_NAMES) == 25
     for a in alerts:
         assert sorted(a) == ["alert", "annotations", "expr", "for", "labels"], a["alert"]
         assert sorted(a["annotations"]) == ["description", "runbook_url", "summary"]
@@ -76,6 +76,15 @@ def test_severities_and_for_durations_are_the_documented_defaults() -> None:
             ("OtelperfOperationErrorRateHigh", "critical", "5m"),
             ("OtelperfOperationSlow", "warning", "10m"),
             ("OtelperfOperationLatencyRegression", "warning", "15m"),
+            ("OtelperfOperationErrorBudgetBurn", "critical", "2m"),
+            ("OtelperfOperationErrorBudgetBurn", "warning", "15m"),
+            ("OtelperfOperationLatencyBudgetBurn", "critical", "2m"),
+            ("OtelperfOperationLatencyBudgetBurn", "warning", "15m"),
+            ("OtelperfApiSpendIncrease", "warning", "30m"),
+            ("OtelperfApiSlow", "warning", "10m"),
+            ("OtelperfFileDescriptorsHigh", "warning", "10m"),
+            ("OtelperfTargetAbsent", "critical", "10m"),
+            ("OtelperfInternalErrors", "warning", "5m"),
             ("OtelperfOperationLatencyAnomaly", "warning", "15m"),
             ("OtelperfThroughputLow", "warning", "15m"),
             ("OtelperfBottleneckDominant", "info", "30m"),
@@ -252,7 +261,9 @@ def test_config_from_yaml_and_toml_files(tmp_path: Path) -> None:
         "https://wiki.example/runbooks/OtelperfOperationSlow"
     )
     budget = [a for a in _alert_rules(files) if a["alert"] == "OtelperfApiCostBudgetExceeded"]
-    assert budget[0]["expr"] == "sum by (job) (otelperf:api_cost_usd:rate1h) * 86400 > 40"
+    assert budget[0]["expr"] == (
+        "otelperf:api_cost_usd:projected_today > 40 or otelperf:api_cost_usd:spent_today > 40"
+    )
 
 
 def test_override_of_an_operation_with_regex_characters_is_escaped(tmp_path: Path) -> None:
@@ -264,15 +275,21 @@ def test_override_of_an_operation_with_regex_characters_is_escaped(tmp_path: Pat
         for a in _alert_rules(rules.build_rules(cfg))
         if a["alert"] == "OtelperfOperationErrorRateHigh" and a["labels"]["severity"] == "critical"
     ]
+    guard = (
+        "and on(job, operation) (otelperf:operation_errors:rate * 300 >= 5) "
+        "and on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)"
+    )
     assert crit == [
         (
             'otelperf:operation_errors:ratio_rate{operation!~"db\\\\.query"} > 0.1 and '
-            "on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)",
+            'on(job, operation) (otelperf:operation_errors:ratio_lower_bound{operation!~"db'
+            '\\\\.query"} > 0.1) ' + guard,
             {"severity": "critical"},
         ),
         (
             'otelperf:operation_errors:ratio_rate{operation="db.query"} > 0.5 and '
-            "on(job, operation) (otelperf:operation_requests:rate * 60 >= 1)",
+            'on(job, operation) (otelperf:operation_errors:ratio_lower_bound{operation="db.query"}'
+            " > 0.5) " + guard,
             {"severity": "critical", "operation": "db.query"},
         ),
     ]
@@ -385,8 +402,8 @@ def test_promtool_check_rules_on_committed_files() -> None:
     assert [Path(f).name for f in files] == ["alerts.yml", "recording.yml"]
     proc = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 20 rules found" in proc.stdout
-    assert "SUCCESS: 17 rules found" in proc.stdout
+    assert "SUCCESS: 29 rules found" in proc.stdout
+    assert "SUCCESS: 41 rules found" in proc.stdout
 
 
 def test_promtool_check_rules_on_a_customised_config(tmp_path: Path) -> None:
@@ -409,8 +426,8 @@ def test_promtool_check_rules_on_a_customised_config(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # 20 default alerts + db.query x 4 thresholds + parse x 1
-    assert "SUCCESS: 25 rules found" in proc.stdout
+    # 29 default alerts + db.query x 4 thresholds + parse x 1
+    assert "SUCCESS: 34 rules found" in proc.stdout
 
 
 def test_promtool_unit_tests() -> None:
@@ -418,7 +435,9 @@ def test_promtool_unit_tests() -> None:
     tests = sorted(str(p) for p in (ALERT_RULES / "tests").glob("*.yml"))
     assert [Path(t).name for t in tests] == [
         "bottlenecks.yml", "cache_and_apis.yml", "healthy.yml", "operations.yml",
-        "operations_daily.yml", "pipeline.yml", "resources.yml",
+        "operations_daily.yml", "pipeline.yml", "resources.yml", "scenarios_dependencies.yml",
+        "scenarios_errors.yml", "scenarios_latency.yml", "scenarios_pipeline.yml",
+        "scenarios_resources.yml", "scenarios_throughput.yml",
     ]  # fmt: skip
     proc = subprocess.run(
         [promtool, "test", "rules", *tests], capture_output=True, text=True, cwd=ROOT
@@ -433,6 +452,12 @@ def test_promtool_tests_cover_every_alert_firing_and_quiet() -> None:
     for path in (ALERT_RULES / "tests").glob("*.yml"):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         for case in data["tests"]:
+            # The generated scenarios also check that an alert never fired over a whole run.
+            for e in case.get("promql_expr_test", []):
+                m = re.match(r'max_over_time\(ALERTS\{alertstate="firing",alertname="(\w+)"',
+                             e["expr"])  # fmt: skip
+                if m and e["exp_samples"] == []:
+                    quiet.add(m.group(1))
             for t in case.get("alert_rule_test", []):
                 (fired if t["exp_alerts"] else quiet).add(t["alertname"])
                 for exp in t["exp_alerts"]:

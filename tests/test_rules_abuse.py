@@ -184,3 +184,27 @@ def test_any_config_file_is_exit_0_or_a_one_line_exit_2(
     assert code in (0, 1, 2)
     if code == 2:
         assert err.startswith("otelperf rules: error: ") and err.count("\n") == 1, err
+
+
+_OBJECTIVES = st.fixed_dictionaries(
+    {},
+    optional={
+        "availability": st.floats(0.5, 0.99999),
+        "latency_seconds": st.sampled_from([0.0001, 0.025, 0.5, 1, 2.5, 60, 86400]),
+        "latency_target": st.floats(0.01, 0.9999),
+    },
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(slos=st.dictionaries(_NAME, _OBJECTIVES, max_size=4), selector=_SELECTOR)
+def test_every_accepted_slos_config_makes_files_promtool_loads(
+    tmp_path: Path, slos: dict[str, dict[str, float]], selector: str
+) -> None:
+    """Issue 15: per-operation objectives (names, boundaries, budgets) end up in selectors,
+    regexes of ``le`` and multipliers; whatever the config accepts, Prometheus loads."""
+    cfg = rules.config_from_mapping({"slos": slos, "job_selector": selector})
+    proc = _promtool_check(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -5,7 +5,7 @@ data out.  Only ``otelperf rules`` (:mod:`otelperf.generate.rules.command`) writ
 deterministically, and ``--check`` compares them with what the generator makes now.
 
 Each alerting rule is one :class:`AlertSpec`, written in the module of its group
-(:mod:`~otelperf.generate.rules.operations`, ``bottlenecks``, ``cache_and_apis``,
+(:mod:`~otelperf.generate.rules.operations`, ``slo``, ``bottlenecks``, ``cache_and_apis``,
 ``resources``, ``pipeline``); the recording rules are in
 :mod:`~otelperf.generate.rules.recording` and the config in
 :mod:`~otelperf.generate.rules.config`.

@@ -4,19 +4,27 @@
 default settings, so an alert is declared once, in its group module.
 
 >>> len(ALERT_NAMES), DEFAULT_FOR["OtelperfTargetDown"]
-(18, '2m')
+(25, '2m')
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from otelperf.generate.rules import bottlenecks, cache_and_apis, operations, pipeline, resources
+from otelperf.generate.rules import (
+    bottlenecks,
+    cache_and_apis,
+    operations,
+    pipeline,
+    resources,
+    slo,
+)
 from otelperf.generate.rules.spec import AlertSpec, RuleContext
 
 # (group name, the function building its specs); to add a group, add its module here.
 GROUPS: tuple[tuple[str, Callable[[RuleContext], list[AlertSpec]]], ...] = (
     (operations.GROUP, operations.alerts),
+    (slo.GROUP, slo.alerts),
     (bottlenecks.GROUP, bottlenecks.alerts),
     (cache_and_apis.GROUP, cache_and_apis.alerts),
     (resources.GROUP, resources.alerts),

@@ -23,7 +23,7 @@ import yaml
 from otelperf.errors import ConfigError
 from otelperf.generate.promql import MAX_DURATION_SECONDS, duration_seconds, is_duration
 from otelperf.generate.rules.catalog import DEFAULT_FOR
-from otelperf.generate.rules.spec import DEFAULT_RUNBOOK_URL, RuleContext
+from otelperf.generate.rules.spec import DEFAULT_RUNBOOK_URL, DEFAULT_SLO, RuleContext
 from otelperf.thresholds import OPERATION_OVERRIDABLE, RATIOS, Thresholds
 
 
@@ -48,6 +48,11 @@ class RulesConfig:
     for_: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FOR))
     # operation name -> {threshold name: value} for the OPERATION_OVERRIDABLE thresholds.
     operations: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # "default" and operation name -> objectives (availability, latency_seconds,
+    # latency_target); an operation's missing keys come from "default".
+    slos: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: {"default": dict(DEFAULT_SLO)}
+    )
 
     def context(self) -> RuleContext:
         """What the rule groups read; ``for`` keeps only the durations changed from default.
@@ -64,6 +69,7 @@ class RulesConfig:
             thresholds=self.thresholds,
             for_overrides=overrides,
             operations=self.operations,
+            slos=self.slos,
         )
 
 
@@ -254,7 +260,46 @@ def _config_from_mapping(data: object) -> RulesConfig:
                     raise _unknown(f"operations.{op}", k, list(OPERATION_OVERRIDABLE))
                 ops[op][k] = _number(v, f"operations.{op}.{k}", ratio=k in RATIOS)
         cfg = replace(cfg, operations=ops)
+    if "slos" in top:
+        cfg = replace(cfg, slos=_slos(top["slos"]))
     return cfg
+
+
+def _objective(value: object, key: str) -> float:
+    # 1 would leave no error budget (every burn rate infinite), 0 no objective at all.
+    x = _number(value, key, ratio=True)
+    if not 0 < x < 1:
+        raise ConfigError(f"{key}={value!r} is out of range: it must be between 0 and 1, "
+                          "exclusive (e.g. 0.999)")  # fmt: skip
+    return x
+
+
+def _slos(value: object) -> dict[str, dict[str, float]]:
+    """``slos``: ``default`` and per-operation objectives, each key checked and named."""
+    table = _mapping(value, "slos")
+    resolved: dict[str, dict[str, float]] = {"default": dict(DEFAULT_SLO)}
+    checked: dict[str, dict[str, float]] = {}
+    for op, objectives in table.items():
+        if op != "default" and (not _OPERATION_NAME.fullmatch(op) or not _utf8(op)):
+            raise ConfigError(f"slos: {op!r} is not a usable operation name")
+        checked[op] = {}
+        for k, v in _mapping(objectives, f"slos.{op}").items():
+            if k not in DEFAULT_SLO:
+                raise _unknown(f"slos.{op}", k, list(DEFAULT_SLO))
+            key = f"slos.{op}.{k}"
+            if k == "latency_seconds":
+                checked[op][k] = _number(v, key)
+                # A bucket boundary; past a day the exposition writes it in exponent form,
+                # which the rules' le matcher would not find.
+                if not 0 < checked[op][k] <= 86400:
+                    raise ConfigError(f"{key}={v!r} is out of range: it must be a bucket "
+                                      "boundary above 0 and at most 86400 (e.g. 0.5)")  # fmt: skip
+            else:
+                checked[op][k] = _objective(v, key)
+    resolved["default"].update(checked.pop("default", {}))
+    for op, objectives in checked.items():
+        resolved[op] = {**resolved["default"], **objectives}
+    return resolved
 
 
 def _utf8(text: str) -> bool:

@@ -32,12 +32,22 @@ def alerts(ctx: RuleContext) -> list[AlertSpec]:
 
 
 def error_rate(ctx: RuleContext, guard: str, severity: str) -> Callable[[float, str], AlertSpec]:
-    """OtelperfOperationErrorRateHigh at one severity, for ``ctx.per_operation``."""
+    """OtelperfOperationErrorRateHigh at one severity, for ``ctx.per_operation``.
+
+    The ratio must be above the threshold, and so must its Wilson lower bound (the ratio is
+    significantly above it, not two errors in fifteen calls), with enough errors in the window.
+    """
+    by_op = on(*_OP, tight=True)
+    errors = f"{n.REC_OPERATION_ERRORS.name} * {number(ctx.window_seconds)}"
+    min_errors = number(ctx.thresholds.operation_error_min_errors)
 
     def make(t: float, matcher: str) -> AlertSpec:
+        lower = selector(n.REC_OPERATION_ERROR_LOWER.name, matcher)
         return ctx.alert(
             GROUP, "OtelperfOperationErrorRateHigh", severity, "5m",
-            f"{selector(n.REC_OPERATION_ERROR_RATIO.name, matcher)} > {number(t)} and {guard}",
+            f"{selector(n.REC_OPERATION_ERROR_RATIO.name, matcher)} > {number(t)} "
+            f"and {by_op} ({lower} > {number(t)}) and {by_op} ({errors} >= {min_errors}) "
+            f"and {guard}",
             "An operation is failing more often than its error budget allows.",
             f"{{{{ $value | humanizePercentage }}}} of {WHO} failed over the last "
             f"{ctx.rate_window} (threshold {percent(t)}).",
@@ -61,21 +71,39 @@ def slow(ctx: RuleContext, guard: str) -> Callable[[float, str], AlertSpec]:
     return make
 
 
+def against_history(current: str, k: str, cmp: str = ">") -> str:
+    """``current`` beyond ``k`` times its value 1 d earlier, and 7 d earlier where that exists:
+    a daily pattern and a weekly one (Mondays) both explain a change away."""
+    by_op = on(*_OP, tight=True)
+    week = f"{current} offset 7d"
+    return (
+        f"{current} {cmp} {k} * ({current} offset 1d) and {by_op} "
+        f"({current} {cmp} {k} * ({week}) or ({current} unless {by_op} ({week})))"
+    )
+
+
 def latency_regression(ctx: RuleContext) -> AlertSpec:
-    """OtelperfOperationLatencyRegression: this hour's p95 against the same hour yesterday."""
+    """OtelperfOperationLatencyRegression: the hour's typical mean duration against the same
+    hours yesterday and a week ago.
+
+    The mean (``_sum / _count``) is exact whatever the buckets; its median over the hour
+    ignores a one-minute blip, while a sustained creep moves it.
+    """
     th = ctx.thresholds
-    p95_1h, req1h = n.REC_OPERATION_P95_1H.name, n.REC_OPERATION_REQUESTS_1H.name
+    median, req1h = n.REC_OPERATION_MEAN_MEDIAN_1H.name, n.REC_OPERATION_REQUESTS_1H.name
     k = number(th.latency_regression_factor)
     min_req = number(th.latency_regression_min_requests_per_hour)
     by_op = on(*_OP, tight=True)
     return ctx.alert(
         GROUP, "OtelperfOperationLatencyRegression", "warning", "15m",
-        f"{p95_1h} > {k} * ({p95_1h} offset 1d) "
+        f"{against_history(median, k)} "
         f"and {by_op} ({req1h} >= {min_req}) "
         f"and {by_op} ({req1h} offset 1d >= {min_req})",
-        "An operation's hourly p95 duration is well above the same hour yesterday.",
-        f"p95 duration of {WHO} over the last hour is {{{{ $value | humanizeDuration }}}}, "
-        f"more than {k}x the p95 of the same hour one day earlier.",
+        "An operation's typical duration over the last hour is well above the same hour on "
+        "earlier days.",
+        f"The mean duration of {WHO} over the last hour is typically "
+        f"{{{{ $value | humanizeDuration }}}}, more than {k}x the same hour one day earlier "
+        f"(and one week earlier, where known).",
     )  # fmt: skip
 
 
@@ -88,26 +116,39 @@ def latency_anomaly(ctx: RuleContext, guard: str) -> AlertSpec:
     return ctx.alert(
         GROUP, "OtelperfOperationLatencyAnomaly", "warning", "15m",
         f"{p95} > {mean} + {z} * {sd} and {p95} > {floor} * {mean} and {guard}",
-        "An operation's p95 duration is far outside its usual range for the last day.",
+        "An operation's p95 duration is far outside its usual range over the previous day.",
         f"p95 duration of {WHO} is {{{{ $value | humanizeDuration }}}}, more than {z} "
-        f"standard deviations above its 1-day mean.",
+        f"standard deviations above its mean over the day that ended an hour ago.",
     )  # fmt: skip
 
 
 def throughput(ctx: RuleContext) -> Callable[[float, str], AlertSpec]:
-    """OtelperfThroughputLow (only while the operation runs), for ``ctx.per_operation``."""
+    """OtelperfThroughputLow (only while the operation runs), for ``ctx.per_operation``.
+
+    Against its own history: below ``throughput_drop_ratio`` of the same time yesterday (and
+    last week, where known), so nights and ramps of a daily pattern do not fire and a big
+    stage losing most of its rate does.  The absolute threshold applies only while there is
+    no history a day back (a new operation).
+    """
     in_flight = ctx.raw(n.OPERATION_IN_FLIGHT.prom)
     running = f"{n.REC_OPERATION_REQUESTS.name} > 0 or {aggregate('max', _OP, in_flight)} > 0"
+    drop = number(ctx.thresholds.throughput_drop_ratio)
+    share = percent(ctx.thresholds.throughput_drop_ratio)
+    by_op = on(*_OP, tight=True)
 
     def make(t: float, matcher: str) -> AlertSpec:
+        items = selector(n.REC_OPERATION_ITEMS.name, matcher)
         return ctx.alert(
             GROUP, "OtelperfThroughputLow", "warning", "15m",
-            f"{selector(n.REC_OPERATION_ITEMS.name, matcher)} < {number(t)} "
-            f"and {on(*_OP, tight=True)} ({running})",
-            "An operation that reports items is processing fewer items per second than "
-            "expected.",
+            f"({against_history(items, drop, '<')} "
+            f"or ({items} < {number(t)} unless {by_op} ({items} offset 1d))) "
+            f"and {by_op} ({running})",
+            "An operation that reports items is processing far fewer items per second than "
+            "at the same time on earlier days.",
             f"{WHO} processed {{{{ $value | humanize }}}} items/s over the last "
-            f"{ctx.rate_window} while running (threshold {number(t)}/s).",
+            f"{ctx.rate_window} while running: under {share} "
+            f"of the same time one day (and one week) earlier, or, without a day of history, "
+            f"under {number(t)}/s.",
         )  # fmt: skip
 
     return make

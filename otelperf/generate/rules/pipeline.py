@@ -1,13 +1,13 @@
 """Alert group ``otelperf.pipeline``: the monitoring itself (scrapes, dropped spans, label caps).
 
 >>> [a.for_ for a in alerts(RuleContext())]
-['2m', '5m', '5m']
+['2m', '10m', '5m', '5m', '5m']
 """
 
 from __future__ import annotations
 
 from otelperf import _names as n
-from otelperf.generate.promql import sum_by
+from otelperf.generate.promql import aggregate, call, increase, on, range_vector, sum_by
 from otelperf.generate.rules.spec import AlertSpec, RuleContext
 
 GROUP = "otelperf.pipeline"
@@ -17,7 +17,50 @@ TARGET_DOWN_FOR = "2m"
 
 def alerts(ctx: RuleContext) -> list[AlertSpec]:
     """The group's rules, in the order alerts.yml lists them."""
-    return [target_down(ctx), spans_dropped(ctx), cardinality_overflow(ctx)]
+    return [
+        target_down(ctx),
+        target_absent(ctx),
+        spans_dropped(ctx),
+        cardinality_overflow(ctx),
+        internal_errors(ctx),
+    ]
+
+
+def target_absent(ctx: RuleContext) -> AlertSpec:
+    """OtelperfTargetAbsent: a job that had targets in the last day has none now.
+
+    ``up == 0`` needs a target to scrape; one that left service discovery has no ``up`` at
+    all.  Per job, not per instance: every rollout replaces instances.  With a job selector,
+    ``absent()`` also covers a job Prometheus never saw since its start.
+    """
+    up = ctx.raw(n.UP)
+    seen = aggregate("group", (n.JOB,), call("max_over_time", range_vector(up, "1d")))
+    expr = f"{seen} unless {on(n.JOB, tight=True)} {aggregate('group', (n.JOB,), up)}"
+    if ctx.job_selector:
+        expr += f" or {call('absent', up)}"
+    return ctx.alert(
+        GROUP, "OtelperfTargetAbsent", "critical", "10m",
+        expr,
+        "A job's targets have all left service discovery.",
+        "Job {{ $labels.job }} had scrape targets in the last day and has none now "
+        "(value {{ $value }}).",
+    )  # fmt: skip
+
+
+def internal_errors(ctx: RuleContext) -> AlertSpec:
+    """OtelperfInternalErrors: otelperf caught failures of its own in the last hour."""
+    raw = ctx.raw(n.INTERNAL_ERRORS.prom)
+    errors = sum_by((n.JOB, n.COMPONENT), increase(raw, "1h"))
+    # The series appears with the first failure (at 1, not 0), which increase() cannot see:
+    # a series that did not exist an hour ago counts with its value.
+    new = sum_by((n.JOB, n.COMPONENT), f"{raw} unless {raw} offset 1h")
+    return ctx.alert(
+        GROUP, "OtelperfInternalErrors", "warning", "5m",
+        f"{errors} > 0 or {new} > 0",
+        "otelperf caught failures inside itself; some measurements may be missing.",
+        "Job {{ $labels.job }} counted {{ $value | humanize }} internal errors in "
+        "component {{ $labels.component }} over the last hour.",
+    )  # fmt: skip
 
 
 def target_down(ctx: RuleContext) -> AlertSpec:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from otelperf import _names as n
 from otelperf.generate.promql import (
+    call,
     eq,
     group_left,
     histogram_quantile,
     increase,
+    le_regex,
+    number,
     on,
-    over_time,
+    range_vector,
+    re_match,
     sum_by,
+    wilson_lower_bound,
 )
 from otelperf.generate.rules.spec import RuleContext
 
@@ -58,8 +63,9 @@ def recording_rules(ctx: RuleContext) -> list[dict[str, str]]:
         (n.REC_OPERATION_P95, p95_of(w, req)),
         (n.REC_OPERATION_REQUESTS_1H, sum_by(op, increase(ctx.raw(dur + "_count"), "1h"))),
         (n.REC_OPERATION_P95_1H, p95_of("1h", req1h)),
-        (n.REC_OPERATION_P95_MEAN_1D, over_time("avg", p95, "1d")),
-        (n.REC_OPERATION_P95_STDDEV_1D, over_time("stddev", p95, "1d")),
+        # The baseline ends an hour ago, so an anomaly does not raise its own bar for an hour.
+        (n.REC_OPERATION_P95_MEAN_1D, call("avg_over_time", range_vector(p95, "1d", "1h"))),
+        (n.REC_OPERATION_P95_STDDEV_1D, call("stddev_over_time", range_vector(p95, "1d", "1h"))),
         (n.REC_OPERATION_ITEMS, sum_by(op, ctx.rate(n.OPERATION_ITEMS.prom, w))),
         (
             n.REC_OPERATION_ITEMS_PER_BUSY_SECOND,
@@ -77,5 +83,76 @@ def recording_rules(ctx: RuleContext) -> list[dict[str, str]]:
         (n.REC_API_CALLS, sum_by(api, ctx.rate(n.API_CALLS.prom, w))),
         (n.REC_API_ERROR_RATIO, f"{sum_by(api, api_err)} / ({n.REC_API_CALLS.name} > 0)"),
         (n.REC_API_COST_1H, sum_by(api, ctx.rate(n.API_COST.prom, "1h"))),
+        *detection_rules(ctx),
     ]
     return [{"expr": expr, "record": rec.name} for rec, expr in rules]
+
+
+def detection_rules(ctx: RuleContext) -> list[tuple[n.Recording, str]]:
+    """Issue 15's recordings: significance bounds, the mean, API p95, the day's spend, and the
+    SLO windows' error and slow ratios (their long windows read raw counters, not recordings)."""
+    w, z = ctx.rate_window, ctx.thresholds.ratio_confidence_z
+    secs = number(ctx.window_seconds)
+    op, api = (n.JOB, n.OPERATION), (n.JOB, n.API)
+    dur = n.OPERATION_DURATION.prom
+    mean = n.REC_OPERATION_MEAN.name
+    hit, lookups = n.REC_CACHE_HIT_RATIO.name, n.REC_CACHE_REQUESTS.name
+    cost, start = n.REC_API_COST_SUM.name, n.REC_API_COST_DAY_START.name
+    today = n.REC_API_COST_TODAY.name
+    started = call("last_over_time", range_vector(start, "1d"))
+    started_yday = call("last_over_time", range_vector(start, "1d", "1d"))
+    api_buckets = sum_by((*api, "le"), ctx.rate(n.API_CALL_DURATION.prom + "_bucket", w))
+
+    def trials(rate_recording: str) -> str:
+        return f"({rate_recording} * {secs} > 0)"
+
+    rules: list[tuple[n.Recording, str]] = [
+        (
+            n.REC_OPERATION_MEAN,
+            f"{sum_by(op, ctx.rate(dur + '_sum', w))} / ({n.REC_OPERATION_REQUESTS.name} > 0)",
+        ),
+        (n.REC_OPERATION_MEAN_MEDIAN_1H, call("quantile_over_time", "0.5", f"{mean}[1h]")),
+        (
+            n.REC_OPERATION_ERROR_LOWER,
+            wilson_lower_bound(
+                n.REC_OPERATION_ERROR_RATIO.name, trials(n.REC_OPERATION_REQUESTS.name), z
+            ),
+        ),
+        (
+            n.REC_API_ERROR_LOWER,
+            wilson_lower_bound(n.REC_API_ERROR_RATIO.name, trials(n.REC_API_CALLS.name), z),
+        ),
+        (n.REC_CACHE_MISS_LOWER, wilson_lower_bound(f"(1 - {hit})", trials(lookups), z)),
+        (
+            n.REC_API_P95,
+            f"{histogram_quantile(0.95, api_buckets)} and {on(*api, tight=True)} "
+            f"({n.REC_API_CALLS.name} > 0)",
+        ),
+        (n.REC_API_COST_SUM, sum_by((n.JOB,), ctx.raw(n.API_COST.prom))),
+        # Only the first 5 minutes of a UTC day keep a sample: last_over_time of it is the
+        # counter at midnight (rule evaluation every 5 minutes or more often).
+        (n.REC_API_COST_DAY_START, f"{cost} and on() (vector(time()) % 86400 < 300)"),
+        # A counter reset (a restart) makes the difference negative: counted as 0, not refund.
+        (n.REC_API_COST_TODAY, call("clamp_min", f"{cost} - {started}", "0")),
+        (
+            # today * (yesterday's whole day / yesterday's spend by this time of day): the
+            # shape of yesterday, the level of today.
+            n.REC_API_COST_PROJECTED,
+            f"{today} * ({started} - {started_yday}) / ({cost} offset 1d - {started_yday} > 0)",
+        ),
+    ]
+    for window in n.SLO_WINDOWS:
+        requests = sum_by(op, ctx.rate(dur + "_count", window))
+        errors = sum_by(op, ctx.rate(dur + "_count", window, eq(n.OUTCOME, n.OUTCOME_ERROR)))
+        rules.append((n.REC_OPERATION_ERROR_RATIO_SLO[window], f"{errors} / ({requests} > 0)"))
+    les = "|".join(le_regex(b) for b in ctx.latency_boundaries())
+    for window in n.SLO_WINDOWS:
+        requests = sum_by(op, ctx.rate(dur + "_count", window))
+        fast = sum_by((*op, n.LE), ctx.rate(dur + "_bucket", window, re_match(n.LE, les)))
+        rules.append(
+            (
+                n.REC_OPERATION_SLOW_RATIO_SLO[window],
+                f"1 - {fast} / {on(*op, tight=True)} {group_left(tight=True)} ({requests} > 0)",
+            )
+        )
+    return rules

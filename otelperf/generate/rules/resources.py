@@ -1,13 +1,13 @@
 """Alert group ``otelperf.resources``: process memory, host CPU and memory, disks.
 
 >>> [(a.name, a.severity) for a in alerts(RuleContext())][-2:]
-[('OtelperfDiskAlmostFull', 'critical'), ('OtelperfDiskAlmostFull', 'warning')]
+[('OtelperfDiskAlmostFull', 'warning'), ('OtelperfFileDescriptorsHigh', 'warning')]
 """
 
 from __future__ import annotations
 
 from otelperf import _names as n
-from otelperf.generate.promql import call, number, range_vector
+from otelperf.generate.promql import call, number, on, range_vector
 from otelperf.generate.rules.spec import AlertSpec, RuleContext, percent
 
 GROUP = "otelperf.resources"
@@ -24,6 +24,7 @@ def alerts(ctx: RuleContext) -> list[AlertSpec]:
         host_memory_high(ctx),
         disk_full(ctx),
         disk_filling_up(ctx),
+        file_descriptors_high(ctx),
     ]
 
 
@@ -39,16 +40,35 @@ def process_memory_high(ctx: RuleContext) -> AlertSpec:
     )  # fmt: skip
 
 
+LEAK_WINDOW = "3h"
+LEAK_WINDOW_SECONDS = 3 * 3600
+
+
 def memory_leak_suspected(ctx: RuleContext) -> AlertSpec:
-    """OtelperfMemoryLeakSuspected: resident memory growing to twice its size within 4 h."""
+    """OtelperfMemoryLeakSuspected: steady growth over 3 h, counted from after the warm-up.
+
+    Three conditions: the 3 h slope is at least ``memory_leak_min_bytes_per_hour``; the lowest
+    reading of the last hour is above the highest of the hour that ended 2 h ago (a sawtooth
+    or a cache that filled and stopped does not pass); and the whole 3 h window lies after the
+    process's warm-up (``process_start_time_seconds``), so a new pod's start or a restart
+    cannot fire it.  None depends on the current size, so it keeps firing while the leak goes on.
+    """
+    th = ctx.thresholds
     rss = ctx.raw(n.PROCESS_RESIDENT_MEMORY)
-    hour = range_vector(rss, "1h")
+    uptime = f"time() - {ctx.raw(n.PROC_START_TIME.prom)}"
+    after = number(LEAK_WINDOW_SECONDS + th.memory_leak_warmup_seconds)
+    per_hour = number(th.memory_leak_min_bytes_per_hour)
+    by = on(n.JOB, n.INSTANCE, tight=True)
     return ctx.alert(
         GROUP, "OtelperfMemoryLeakSuspected", "warning", "30m",
-        f"{call('predict_linear', hour, '4 * 3600')} > 2 * {rss} and {call('deriv', hour)} > 0",
-        "A process's resident memory keeps growing and would double within 4 hours.",
-        f"Process {HOST} grew over the last hour and is predicted to reach "
-        f"{{{{ $value | humanize1024 }}}}B, twice its current resident memory, within 4h.",
+        f"{call('deriv', range_vector(rss, LEAK_WINDOW))} * 3600 > {per_hour} "
+        f"and {call('min_over_time', range_vector(rss, '1h'))} > "
+        f"{call('max_over_time', range_vector(rss, '1h', '2h'))} "
+        f"and {by} ({uptime} > {after})",
+        "A process's resident memory has been growing steadily for hours.",
+        f"Process {HOST} grew by {{{{ $value | humanize1024 }}}}B an hour over the last "
+        f"{LEAK_WINDOW}, steadily, after its warm-up (threshold "
+        f"{th.memory_leak_min_bytes_per_hour / 1048576:g} MiB an hour).",
     )  # fmt: skip
 
 
@@ -103,4 +123,16 @@ def disk_filling_up(ctx: RuleContext) -> AlertSpec:
         "A filesystem is almost full.",
         f"Filesystem {MOUNT} on {HOST} is predicted to fill up within 24h "
         f"(predicted {{{{ $value | humanizePercentage }}}} in 24h).",
+    )  # fmt: skip
+
+
+def file_descriptors_high(ctx: RuleContext) -> AlertSpec:
+    """OtelperfFileDescriptorsHigh: open file descriptors near the process's limit."""
+    t = ctx.thresholds.open_fds_ratio
+    return ctx.alert(
+        GROUP, "OtelperfFileDescriptorsHigh", "warning", "10m",
+        f"{ctx.raw(n.PROC_OPEN_FDS.prom)} / ({ctx.raw(n.PROC_MAX_FDS.prom)} > 0) > {number(t)}",
+        "A process has used most of its file descriptors.",
+        f"Process {HOST} has {{{{ $value | humanizePercentage }}}} of its file descriptor "
+        f"limit open (threshold {percent(t)}).",
     )  # fmt: skip

@@ -21,6 +21,13 @@ from otelperf import _names as n
 from otelperf.generate import promql
 from otelperf.thresholds import Thresholds
 
+# The objectives of an operation the rules config does not name (deliberately loose: a library
+# cannot know a service's objectives; set them per operation in the config's ``slos``).
+DEFAULT_SLO: Mapping[str, float] = {
+    "availability": 0.98,
+    "latency_seconds": 5.0,
+    "latency_target": 0.95,
+}
 DEFAULT_RUNBOOK_URL = "https://github.com/otelperf/otelperf/blob/main/docs/runbooks.md#{anchor}"
 
 
@@ -91,6 +98,19 @@ class RuleContext:
     thresholds: Thresholds = field(default_factory=Thresholds)
     for_overrides: Mapping[str, str] = field(default_factory=dict)
     operations: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # "default" and operation name -> the objectives (every key of DEFAULT_SLO filled in).
+    slos: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: {"default": DEFAULT_SLO}
+    )
+
+    @property
+    def window_seconds(self) -> float:
+        """Seconds in the rate window: a rate times this is a count of events in it."""
+        return promql.duration_seconds(self.rate_window)
+
+    def latency_boundaries(self) -> list[float]:
+        """The bucket boundaries the latency objectives use, sorted."""
+        return sorted({o["latency_seconds"] for o in self.slos.values()})
 
     # --- PromQL over raw series (the job selector applies to every one) -------------------
     def raw(self, metric: str, *extra: str) -> str:
