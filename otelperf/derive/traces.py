@@ -46,8 +46,8 @@ Finish = Callable[[int, list[SpanTuple]], None]
 Account = Callable[[ReadableSpan, Any, Any], None]
 # SpanNamer.classify(name, kind, attributes, error) -> (operation, outcome, error_type) | None
 Classify = Callable[[str, Any, Any, bool], "tuple[str, str, str] | None"]
-# Red.record(operation, outcome, error_type, duration_ns, span_context, end_ns)
-Record = Callable[[str, str, str, int, Any, int], None]
+# Red.record((operation, outcome, error_type), duration_ns, span_context, end_ns)
+Record = Callable[[tuple[str, str, str], int, Any, int], None]
 
 
 class Root:
@@ -323,7 +323,7 @@ class TraceTable(TraceBook):
             named = self.classify(name, kind, attrs, status.status_code is _ERROR)
             if named is not None:
                 name = named[0]
-                self.record(name, named[1], named[2], end - start if end > start else 0, ctx, end)
+                self.record(named, end - start if end > start else 0, ctx, end)
             elif pid:
                 if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
                     self.account(span, attrs, kind)
