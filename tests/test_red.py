@@ -123,8 +123,8 @@ def test_server_client_internal_spans_exact_per_outcome(rig: Rig):
     assert len([1 for name, _ in h if name == H + "_count"]) == 6
 
     # The shares are filed under the same names; the noise span's 2 ms stay with the server.
-    s = {(m.name, frozenset(m.labels.items())): m.value
-         for fam in parse_om(openmetrics_latest(rig.registry).decode()) for m in fam.samples}  # fmt: skip
+    page = parse_om(openmetrics_latest(rig.registry).decode())
+    s = {(m.name, frozenset(m.labels.items())): m.value for fam in page for m in fam.samples}
 
     def cp(op: str) -> float:
         return s[("otelperf_critical_path_seconds_total",
