@@ -353,3 +353,20 @@ def test_child_after_fork_starts_with_empty_series(rig: Rig):
     assert out == "True (None, 1)"
     assert rig.registry.get_sample_value(H + "_count", {"operation": "before",
                                                          "outcome": "success"}) == 1  # fmt: skip
+
+
+def test_latency_panels_ask_for_exemplars():
+    import json
+    from pathlib import Path
+
+    doc = json.loads((Path(__file__).parent.parent / "dashboards" / "overview.json").read_text())
+    flags = {
+        p["title"]: [t.get("exemplar", False) for t in p.get("targets", [])]
+        for p in doc["panels"]
+        if "targets" in p
+    }
+    assert {t: f for t, f in flags.items() if any(f)} == {
+        "Latency p50": [True],
+        "Latency p95": [True],
+        "Latency p99": [True],
+    }
