@@ -136,7 +136,7 @@ class BottleneckSpanProcessor(SpanProcessor):
             max_traces=self.max_traces_in_flight, max_spans=self.max_spans_per_trace,
             ttl=self.trace_ttl_seconds, clock=self._clock, finish=self.totals.add_root,
             account=self.accounts.account, errors=self.errors,
-            classify=self.namer.classify, record=self.red.record,
+            classify=self.namer.classify, red=self.red,
         )  # fmt: skip
         self.table.closed = self.accounts.closed = self._closed
         # The SDK calls these for every span: bound straight to the table's methods, so the
