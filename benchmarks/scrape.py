@@ -10,7 +10,10 @@ real SDK TracerProvider with the BottleneckSpanProcessor (served by its Collecto
 prometheus_client's from a ``Histogram`` with the same labels and buckets, observed the same
 values, in a separate registry.  Each
 registry is exposed with ``generate_latest`` (text format) and with the OpenMetrics
-``generate_latest``, best of R, the cases alternating round by round.  A benchmark, not a test.
+``generate_latest``, best of R, the cases alternating round by round.  For the text format, the
+same values recorded into an OTel SDK histogram and exposed by the OTel Prometheus exporter
+(how measure()'s histogram was served before issue 12) give the before figure.  A benchmark,
+not a test.
 """
 
 from __future__ import annotations
@@ -55,6 +58,24 @@ def otelperf_registry(operations: int) -> tuple[CollectorRegistry, TracerProvide
             span.set_status(Status(StatusCode.ERROR))
             span.end(end_time=int(0.01 * 1e9))
     return reg, tp
+
+
+def otel_exporter_registry(operations: int) -> tuple[CollectorRegistry, MeterProvider]:
+    """Before issue 12: measure()'s OTel histogram through the OTel Prometheus exporter."""
+    reg = CollectorRegistry()
+    mp = MeterProvider(metric_readers=[otelperf.prometheus_reader(reg)])
+    d = N.OPERATION_DURATION
+    h = mp.get_meter("bench").create_histogram(
+        d.otel, unit=d.unit, description=d.help,
+        explicit_bucket_boundaries_advisory=list(N.DEFAULT_DURATION_BUCKETS),
+    )  # fmt: skip
+    for i in range(operations):
+        ok = {N.OPERATION: f"op{i}", N.OUTCOME: N.OUTCOME_SUCCESS}
+        for dur in DURATIONS:
+            h.record(dur, ok)
+        if i % 10 == 0:
+            h.record(0.01, {**ok, N.OUTCOME: N.OUTCOME_ERROR, N.ERROR_TYPE: "TimeoutError"})
+    return reg, mp
 
 
 def prometheus_registry(operations: int) -> CollectorRegistry:
@@ -102,21 +123,26 @@ def main() -> None:
         prometheus_client.disable_created_metrics()
     ours, tp = otelperf_registry(args.operations)
     theirs = prometheus_registry(args.operations)
+    before, mp = otel_exporter_registry(args.operations)
     runs: dict[str, Callable[[], bytes]] = {
         "text: otelperf": lambda: generate_latest(ours),
         "text: prometheus_client": lambda: generate_latest(theirs),
+        "text: OTel exporter (before)": lambda: generate_latest(before),
         "openmetrics: otelperf": lambda: openmetrics.generate_latest(ours),
         "openmetrics: prometheus_client": lambda: openmetrics.generate_latest(theirs),
     }
     res = best(runs, args.repeats)
     tp.shutdown()
+    mp.shutdown()
     print(f"# {platform.python_implementation()} {platform.python_version()} on "
           f"{platform.machine()}, {args.operations} operations, "
           f"best of {args.repeats}")  # fmt: skip
     print(f"{'case':<34} {'ms':>8} {'bytes':>10} {'ratio':>7}")
     for fmt in ("text", "openmetrics"):
         base = res[f"{fmt}: prometheus_client"][0]
-        for who in ("otelperf", "prometheus_client"):
+        for who in ("otelperf", "prometheus_client", "OTel exporter (before)"):
+            if f"{fmt}: {who}" not in res:
+                continue
             dt, size = res[f"{fmt}: {who}"]
             print(f"{fmt + ': ' + who:<34} {dt * 1e3:8.2f} {size:>10} {dt / base:6.2f}x")
 
