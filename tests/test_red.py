@@ -370,3 +370,15 @@ def test_latency_panels_ask_for_exemplars():
         "Latency p95": [True],
         "Latency p99": [True],
     }
+
+
+def test_a_taken_name_on_the_registry_is_logged_not_raised(caplog: pytest.LogCaptureFixture):
+    from prometheus_client import Histogram
+
+    reg = CollectorRegistry()
+    Histogram("otelperf_operation_duration", "taken", unit="seconds", registry=reg)
+    p = BottleneckSpanProcessor(meter_provider=MeterProvider(), registry=reg)
+    try:
+        assert "cannot serve otelperf_operation_duration_seconds" in caplog.text
+    finally:
+        p.shutdown()

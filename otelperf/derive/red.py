@@ -16,6 +16,7 @@ prometheus_client prints them only in OpenMetrics.
 
 from __future__ import annotations
 
+import logging
 import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from otelperf.derive.processor import BottleneckSpanProcessor
 
 Key = tuple[str, str, str]  # (operation, outcome, error_type)
+
+_log = logging.getLogger("otelperf")
 
 
 class Series:
@@ -160,7 +163,13 @@ class DurationCollector(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.current: BottleneckSpanProcessor | None = None
         self.red: Red | None = None
-        registry.register(self)
+        try:
+            registry.register(self)
+        except ValueError as exc:  # the name is taken there: never fail the application for it
+            _log.warning(
+                "otelperf: cannot serve otelperf_operation_duration_seconds on this registry "
+                "(%s); the processor's duration histogram will be missing from /metrics", exc,
+            )  # fmt: skip
 
     def adopt(
         self, p: BottleneckSpanProcessor, buckets: Sequence[float], max_operations: int,
