@@ -41,6 +41,9 @@ REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
 
 _CLIENT = SpanKind.CLIENT
 _ERROR = StatusCode.ERROR
+# The SDK gives every span whose status was never set one shared default Status: recognising
+# it by identity spares the status_code read for most spans.
+_UNSET_DEFAULT = ReadableSpan("probe").status
 _CACHE_NAME = N.ATTR_CACHE_NAME
 
 Finish = Callable[[int, list[SpanTuple]], None]
@@ -324,7 +327,8 @@ class TraceTable(TraceBook):
             # Every span: its meaningful name, outcome and error type (None: noise, left out of
             # the histograms and not filed, so its time stays with its parent), then one
             # observation of its duration.
-            named = self.classify(name, kind, attrs, status.status_code is _ERROR)
+            error = status is not _UNSET_DEFAULT and status.status_code is _ERROR
+            named = self.classify(name, kind, attrs, error)
             if named is not None:
                 name = named[0]
                 d = end - start if end > start else 0

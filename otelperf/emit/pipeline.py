@@ -202,9 +202,6 @@ class Pipeline:
     def finish(self, op: Operation, exc: BaseException | None) -> None:
         """End ``op`` (``exc``: what it raised): its span, the histogram and the totals."""
         t1 = perf_counter_ns()
-        # The span ends when the call did, not after the exception is recorded below (a
-        # traceback costs ~0.3 ms): the processor's duration histogram reads the span.
-        end = time_ns()
         if op._failed or op._done:
             return
         op._done = True
@@ -212,9 +209,13 @@ class Pipeline:
             cpu = thread_time_ns() - op._cpu0 + op._cpu_acc if op._cpu0 >= 0 else op._cpu_acc
             stats = op._stats
             span = op._span
+            end = None  # success: the span ends now (span.end() reads the clock)
             if exc is None:
                 attrs = stats.ok_attrs
             else:
+                # The span ends when the call did, not after the exception is recorded below
+                # (a traceback costs ~0.3 ms): the processor's duration histogram reads it.
+                end = time_ns()
                 error_type = type(exc).__name__
                 attrs = stats.attrs_for_error(error_type)
                 span.set_attribute(N.ATTR_ERROR_TYPE, error_type)
