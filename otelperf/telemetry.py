@@ -315,7 +315,12 @@ def _build(
     )
     telemetry = Telemetry(settings, key, tp, mp, reg, pipeline, owns_tp, owns_mp)
     if isinstance(tp, TracerProvider):
-        proc = BottleneckSpanProcessor(meter_provider=mp, max_operations=settings.max_operations)
+        proc = BottleneckSpanProcessor(
+            meter_provider=mp,
+            max_operations=settings.max_operations,
+            registry=reg,
+            duration_buckets=settings.duration_buckets,
+        )
         telemetry._bottleneck = (proc, attach(tp, proc))
     try:
         telemetry._resources = ResourceMonitor(

@@ -107,12 +107,28 @@ def run_workload(telemetry: otelperf.Telemetry) -> None:
 # --- the expected figures (for one run of the workload) --------------------------------------
 
 P50 = 0.05 + 0.05 * (4 / 6)
+
+
+def _plain(op: str, calls: int, p50: float, p95: float, p99: float) -> dict[str, Any]:
+    return {"operation": op, "calls": calls, "errors": 0, "error_ratio": 0.0, "p50_seconds": p50,
+            "p95_seconds": p95, "p99_seconds": p99, "items": 0, "bytes": 0}  # fmt: skip
+
+
+# Since issue 12 every span has a duration histogram: the tree's plain spans are operations
+# too (exact: their times are given), between the measured ones by total time.
 OPERATIONS: list[dict[str, Any]] = [
     {"operation": "checkout", "calls": 8, "errors": 2, "error_ratio": 0.25, "p50_seconds": P50,
      "p95_seconds": 0.22, "p99_seconds": 0.244, "items": 0, "bytes": 0},
+    _plain("handle_order", 4, 0.075, 0.0975, 0.0995),
+    _plain("fetch_price", 8, 0.025, 0.0475, 0.0495),
+    _plain("enrich", 4, 0.0375, 0.04875, 0.04975),
     {"operation": "ingest", "calls": 2, "errors": 0, "error_ratio": 0.0, "p50_seconds": 0.075,
      "p95_seconds": 0.0975, "p99_seconds": 0.0995, "items": 20, "bytes": 8192},
+    _plain("download", 4, 0.0375, 0.04875, 0.04975),
+    _plain("parse", 4, 0.0175, 0.02425, 0.02485),
+    _plain("store", 4, 0.0075, 0.00975, 0.00995),
 ]  # fmt: skip
+MEASURED = {"checkout", "ingest"}  # the rest are plain spans: no CPU figure (not measured)
 TREE = [  # (operation, share, self_share) under handle_order, in report order
     ("fetch_price", 0.30, 0.53),
     ("download", 0.30, 0.30),
@@ -192,29 +208,11 @@ def assert_rows(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
             assert close(g[k], w[k]), (k, g, w)
 
 
-# The handle_order tree's spans and their calls per run: operations of their own where the
-# processor records a duration for every span, absent where only measure() does.
-SPAN_CALLS = {"handle_order": 4, "download": 4, "parse": 4, "enrich": 4, "fetch_price": 8,
-              "store": 4}  # fmt: skip
-
-
-def measured(rows: list[dict[str, Any]], k: int = 1) -> list[dict[str, Any]]:
-    """The measure()d operations' rows; the span operations, when there are any, are exactly
-    the tree's, with their exact calls and no errors."""
-    spans = {r["operation"]: r for r in rows if r["operation"] in SPAN_CALLS}
-    assert set(spans) in (set(), set(SPAN_CALLS)), sorted(spans)
-    for name, r in spans.items():
-        assert (r["calls"], r["errors"]) == (SPAN_CALLS[name] * k, 0), r
-    return [r for r in rows if r["operation"] not in SPAN_CALLS]
-
-
 def assert_endpoints(doc: dict[str, Any], k: int = 1) -> None:
     """The endpoints of the workload run ``k`` times: its three roots, longest total first.
 
     checkout and ingest are measure() roots, so their duration histogram gives every figure.
-    handle_order's SDK spans get a histogram only where the processor records every span; until
-    then its calls and mean come from otelperf_roots_total and the root duration, and the rest
-    is null.  Both forms are exact; which one applies is read from the operations table.
+    handle_order's SDK spans get their histogram from the processor, which records every span.
     """
     eps = doc["endpoints"]
     assert [e["operation"] for e in eps] == ["checkout", "handle_order", "ingest"]
@@ -236,12 +234,9 @@ def assert_endpoints(doc: dict[str, Any], k: int = 1) -> None:
          **{q: op["ingest"][q] for q in quantiles}, "top_bottleneck": None,
          "top_bottleneck_share": None},
     ])  # fmt: skip
-    if "handle_order" in {o["operation"] for o in doc["operations"]}:
-        # 4 roots of exactly 100 ms, all in the (0.05, 0.1] bucket.
-        figures = {"errors": 0, "error_ratio": 0.0, "p50_seconds": 0.075,
-                   "p95_seconds": 0.0975, "p99_seconds": 0.0995}  # fmt: skip
-    else:
-        figures = dict.fromkeys(("errors", "error_ratio", *quantiles))
+    # 4 roots of exactly 100 ms, all in the (0.05, 0.1] bucket.
+    figures = {"errors": 0, "error_ratio": 0.0, "p50_seconds": 0.075, "p95_seconds": 0.0975,
+               "p99_seconds": 0.0995}  # fmt: skip
     assert_rows([handle], [
         {"operation": "handle_order", "calls": 4 * k, **figures, "mean_seconds": 0.1,
          "top_bottleneck": "fetch_price", "top_bottleneck_share": 0.3},
@@ -253,10 +248,14 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
     assert set(doc) == {"source", "endpoints", "operations", "bottlenecks", "caches", "apis",
                         "resources", "warnings", "recommendations"}  # fmt: skip
     assert_endpoints(doc, k)
-    ops = measured(doc["operations"], k)
+    ops = doc["operations"]
     # cpu_ratio: sleeping code, so thread CPU is a sliver of wall time (wall time: a range).
     for r in ops:
-        assert r["cpu_ratio"] is not None and 0 <= r.pop("cpu_ratio") < 0.2
+        ratio = r.pop("cpu_ratio")
+        if r["operation"] in MEASURED:
+            assert ratio is not None and 0 <= ratio < 0.2
+        else:
+            assert ratio is None
     assert_histograms(ops, k)
     assert_rows(ops, scaled(OPERATIONS, k))
     assert_rows(doc["bottlenecks"], BOTTLENECKS)
@@ -292,8 +291,14 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
 
 # Cumulative bucket counts of one workload run (the sleeps land inside these buckets), and the
 # bounds on each duration sum that those buckets imply (wall time: a range, not a figure).
-BUCKETS = {"checkout": {0.1: 6, 0.25: 8}, "ingest": {0.1: 2}}
-SUM_RANGE = {"checkout": (6 * 0.06 + 2 * 0.15, 6 * 0.1 + 2 * 0.25), "ingest": (0.12, 0.2)}
+# The tree's plain spans have given times (4 trees a run), so their sums are exact.
+BUCKETS = {"checkout": {0.1: 6, 0.25: 8}, "ingest": {0.1: 2}, "handle_order": {0.1: 4},
+           "download": {0.05: 4}, "parse": {0.025: 4}, "enrich": {0.05: 4},
+           "fetch_price": {0.025: 4, 0.05: 8}, "store": {0.01: 4}}  # fmt: skip
+_EXACT = {"handle_order": 0.4, "download": 0.12, "parse": 0.1, "enrich": 0.148,
+          "fetch_price": 4 * (0.023 + 0.030), "store": 0.024}  # fmt: skip
+SUM_RANGE = {"checkout": (6 * 0.06 + 2 * 0.15, 6 * 0.1 + 2 * 0.25), "ingest": (0.12, 0.2),
+             **{op: (x - 1e-9, x + 1e-9) for op, x in _EXACT.items()}}  # fmt: skip
 
 
 def assert_histograms(ops: list[dict[str, Any]], k: int) -> None:
@@ -423,9 +428,9 @@ def test_csv_to_stdout_is_the_operations_table(loaded, capsys):
     assert out.splitlines()[0] == ("operation,calls,errors,error_ratio,p50_seconds,p95_seconds,"
                                    "p99_seconds,items,bytes,cpu_ratio")  # fmt: skip
     got = [{k: _csv_number(v) for k, v in r.items()} for r in rows]
-    got = measured(got)
     for r in got:
-        assert 0 <= r.pop("cpu_ratio") < 0.2
+        ratio = r.pop("cpu_ratio")
+        assert (0 <= ratio < 0.2) if r["operation"] in MEASURED else ratio is None
     assert_rows(got, OPERATIONS)
 
 
@@ -465,7 +470,7 @@ def test_csv_out_writes_one_file_per_table(loaded, capsys, tmp_path):
         e["rate_per_second"] = e["calls"] / doc["source"]["data_seconds"]
     assert code == 0
     assert_endpoints(doc)
-    ops = measured(table("operations"))
+    ops = table("operations")
     for r in ops:
         r.pop("cpu_ratio")
     assert_rows(ops, OPERATIONS)

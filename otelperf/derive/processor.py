@@ -10,9 +10,10 @@ set-up, so the SDK calls them directly (docs/processor.md has the figures).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import prometheus_client
 from opentelemetry import metrics
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -22,8 +23,24 @@ from otelperf._core import fork, sinks
 from otelperf._core.selfmetrics import Tally
 from otelperf.derive.accounts import Accounts
 from otelperf.derive.instruments import instruments
+from otelperf.derive.naming import SpanNamer
+from otelperf.derive.red import Red, collectors
 from otelperf.derive.totals import Totals
 from otelperf.derive.traces import TraceTable
+from otelperf.emit import pipeline
+
+
+def _check_buckets(buckets: Iterable[float]) -> tuple[float, ...]:
+    try:
+        out = tuple(float(b) for b in buckets)
+    except (TypeError, ValueError):
+        out = ()
+    if not out or list(out) != sorted(set(out)) or not all(0 < b < float("inf") for b in out):
+        raise ValueError(
+            f"BottleneckSpanProcessor(duration_buckets={buckets!r}): must be increasing finite "
+            "numbers of seconds > 0"
+        )
+    return out
 
 
 def _check(max_operations: int, max_traces: int, max_spans: int, ttl: float) -> None:
@@ -50,7 +67,11 @@ class BottleneckSpanProcessor(SpanProcessor):
     """Turns each request's spans into critical-path, self-time, cache and API metrics.
 
     Add it to any SDK TracerProvider (``configure()`` adds one for you); with
-    ``meter_provider`` it registers its instruments there, else on the global one.
+    ``meter_provider`` it registers its instruments there, else on the global one.  Every span
+    that is not noise is one observation of ``otelperf_operation_duration_seconds``, which is
+    aggregated here and served from the prometheus_client ``registry`` (default:
+    ``prometheus_client.REGISTRY``, whether or not ``meter_provider`` is given), not through
+    the meter provider.  ``namer`` names the spans (default: ``SpanNamer()``).
 
     >>> from opentelemetry.sdk.trace import TracerProvider
     >>> tp = TracerProvider()
@@ -60,6 +81,7 @@ class BottleneckSpanProcessor(SpanProcessor):
     table: TraceTable
     totals: Totals
     accounts: Accounts
+    red: Red
     count_cache: Callable[[str, bool], None]
     count_api: Callable[[str, str, bool, float | None, int, int, float | None], None]
     errors: Tally
@@ -73,6 +95,9 @@ class BottleneckSpanProcessor(SpanProcessor):
         max_traces_in_flight: int = 10000,
         max_spans_per_trace: int = 1000,
         trace_ttl_seconds: float = 60.0,
+        registry: prometheus_client.CollectorRegistry | None = None,
+        duration_buckets: Iterable[float] = N.DEFAULT_DURATION_BUCKETS,
+        namer: SpanNamer | None = None,
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
         _check(max_operations, max_traces_in_flight, max_spans_per_trace, trace_ttl_seconds)
@@ -80,16 +105,21 @@ class BottleneckSpanProcessor(SpanProcessor):
         self.max_traces_in_flight = max_traces_in_flight
         self.max_spans_per_trace = max_spans_per_trace
         self.trace_ttl_seconds = float(trace_ttl_seconds)
+        self.duration_buckets = _check_buckets(duration_buckets)
+        self.namer = namer if namer is not None else SpanNamer()
+        self.registry = registry if registry is not None else prometheus_client.REGISTRY
         self._clock = _clock
         self._closed = False
         mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         self._instruments = instruments.get(mp)
-        self._init_state()
+        self._collector = collectors.get(self.registry)
+        self._init_state(fresh=False)
         self._instruments.current = self._instruments.self_metrics.current = self
         sinks.register(self)
+        pipeline.processor_started()
         fork.on_fork(self._init_state)
 
-    def _init_state(self) -> None:
+    def _init_state(self, fresh: bool = True) -> None:
         # Also the after-fork reset: fresh parts (fresh locks: a parent thread may have held one
         # at fork) and empty tables, so the child counts only its own work.
         self.errors = Tally(N.COMPONENT)
@@ -99,10 +129,14 @@ class BottleneckSpanProcessor(SpanProcessor):
             self.max_operations, self.totals.lock, self.overflows,
             self._instruments.api_duration,
         )  # fmt: skip
+        self.red = self._collector.adopt(
+            self, self.duration_buckets, self.max_operations, self.overflows, fresh
+        )
         self.table = TraceTable(
             max_traces=self.max_traces_in_flight, max_spans=self.max_spans_per_trace,
             ttl=self.trace_ttl_seconds, clock=self._clock, finish=self.totals.add_root,
             account=self.accounts.account, errors=self.errors,
+            classify=self.namer.classify, red=self.red,
         )  # fmt: skip
         self.table.closed = self.accounts.closed = self._closed
         # The SDK calls these for every span: bound straight to the table's methods, so the

@@ -18,12 +18,13 @@ scrape time (``expired``; no thread), and spans ending after their root are ``la
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left as _bisect
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from otelperf import _names as N
 from otelperf._core.sdk_compat import ATTRIBUTES_DICT, READABLE_SPAN, SDK_SPAN
@@ -39,10 +40,16 @@ LATE = "late"
 REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
 
 _CLIENT = SpanKind.CLIENT
+_ERROR = StatusCode.ERROR
+# The SDK gives every span whose status was never set one shared default Status: recognising
+# it by identity spares the status_code read for most spans.
+_UNSET_DEFAULT = ReadableSpan("probe").status
 _CACHE_NAME = N.ATTR_CACHE_NAME
 
 Finish = Callable[[int, list[SpanTuple]], None]
 Account = Callable[[ReadableSpan, Any, Any], None]
+# SpanNamer.classify(name, kind, attributes, error) -> (operation, outcome, error_type) | None
+Classify = Callable[[str, Any, Any, bool], "tuple[str, str, str] | None"]
 
 
 class Root:
@@ -107,6 +114,8 @@ class TraceBook:
         finish: Finish,
         account: Account,
         errors: Tally,
+        classify: Classify,
+        red: Any,
     ) -> None:
         self.max_traces = max_traces
         self.max_spans = max_spans
@@ -116,6 +125,13 @@ class TraceBook:
         self.clock = clock
         self.finish = finish
         self.account = account
+        self.classify = classify
+        # The duration series (otelperf.derive.red.Red, which imports this module): on_end adds
+        # to them inline, as Red.record does, so a span costs no extra call.
+        self.red = red
+        self.red_series = red.series
+        self.red_bounds = red.bounds
+        self.red_lock = red.lock
         self.errors = errors
         self.closed = False
         self.lock = threading.Lock()
@@ -288,6 +304,8 @@ class TraceTable(TraceBook):
             return
         ctx: Any
         parent: Any
+        start: Any
+        end: Any
         try:
             if type(span) is READABLE_SPAN:
                 # What the SDK passes: read its fields, not the properties (which cost ~5x
@@ -299,13 +317,34 @@ class TraceTable(TraceBook):
                 attrs = getattr(attrs, ATTRIBUTES_DICT, attrs)
                 trace_id, sid = ctx[0], ctx[1]
                 pid = 0 if parent is None or parent[2] else parent[1]
-                kind = span._kind
+                kind, status = span._kind, span.status  # a property: one read of _status
             else:
                 ctx, parent, name = span.context, span.parent, span.name
                 start, end, attrs = span.start_time, span.end_time, span.attributes
                 trace_id, sid = ctx.trace_id, ctx.span_id
                 pid = 0 if parent is None or parent.is_remote else parent.span_id
-                kind = span.kind
+                kind, status = span.kind, span.status
+            # Every span: its meaningful name, outcome and error type (None: noise, left out of
+            # the histograms and not filed, so its time stays with its parent), then one
+            # observation of its duration.
+            error = status is not _UNSET_DEFAULT and status.status_code is _ERROR
+            named = self.classify(name, kind, attrs, error)
+            if named is not None:
+                name = named[0]
+                d = end - start if end > start else 0
+                series = self.red_series.get(named) or self.red.add(named)
+                i = _bisect(self.red_bounds, d)
+                rlock = self.red_lock
+                rlock.acquire()
+                series.counts[i] += 1
+                series.sum_ns += d
+                rlock.release()
+                if ctx[3] & 1:  # sampled (trace_flags, SpanContext's 4th slot): an exemplar
+                    series.exemplars[i] = (ctx, d, end)
+            elif pid:
+                if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
+                    self.account(span, attrs, kind)
+                return
             if not pid:
                 # A local root: once per request, so inline (a frame costs), with
                 # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
@@ -317,7 +356,7 @@ class TraceTable(TraceBook):
                     if root is None:  # not tracked (capacity) or expired meanwhile
                         self._count_missing(trace_id)
                     else:
-                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr,arg-type]
+                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr]
                         if self.shared:
                             self._retire(root)
                         else:  # _retire's usual case: the trace's only root
@@ -345,9 +384,9 @@ class TraceTable(TraceBook):
                         self._settle(root, None)
                     elif len(spans) < self.max_children:
                         tup = (sid, pid, name, start, end)
-                        spans.append(tup)  # type: ignore[arg-type]
+                        spans.append(tup)
                         if root.spans is None:
-                            self._settle(root, tup)  # type: ignore[arg-type]
+                            self._settle(root, tup)
                     else:
                         with self.lock:
                             self.dropped[TRUNCATED] = self.dropped.get(TRUNCATED, 0) + 1

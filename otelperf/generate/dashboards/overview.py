@@ -47,10 +47,12 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
         timeseries(
             f"Latency p{int(q * 100)}",
             f"{int(q * 100)}th percentile duration per operation, from the "
-            f"{d.prom} histogram buckets.",
+            f"{d.prom} histogram buckets; the points are exemplars, each a link to a trace "
+            "that fell in that bucket.",
             "s",
             [Q(quantile(q, by_op, bucket, ops), "{{operation}}")],
             w=8,
+            exemplars=True,  # each bucket's trace link (OpenMetrics exemplars)
         )
         for q in (0.5, 0.95, 0.99)
     ]
