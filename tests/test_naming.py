@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otelperf.config import DEFAULT_IGNORED_SPANS, resolve
 from otelperf.derive.naming import (
     CACHE_MAX,
     DEFAULT_IGNORED,
@@ -19,6 +20,7 @@ from otelperf.derive.naming import (
     http_status,
     split_url,
 )
+from otelperf.errors import ConfigError
 
 S, C, INT, P, K = (
     SpanKind.SERVER,
@@ -254,15 +256,16 @@ def test_ignore_patterns_are_exact_names_or_suffixes() -> None:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ("health", "got the string"),
-        ([""], "non-empty string"),
-        (["  "], "non-empty string"),
-        ([3], "non-empty string"),
-        (["*"], "every span"),
+        ("health", "ignore='health' is a string"),
+        ([""], "ignore: '' is not a span name"),
+        (["  "], "ignore: '  ' is not a span name"),
+        ([3], "ignore: 3 is not a span name"),
+        (["*"], r"ignore: '\*' would leave out every span"),
+        (["* "], r"ignore: '\* ' would leave out every span"),
     ],
 )
 def test_bad_ignore_patterns_name_the_argument(bad: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=f"ignore: .*{message}"):
+    with pytest.raises(ConfigError, match=f"^{message}"):
         SpanNamer(ignore=bad)
 
 
@@ -295,3 +298,35 @@ def test_real_sdk_spans() -> None:
         for s in spans
     ]
     assert got == [("GET 127.0.0.1:9", "error", "404"), None]
+
+
+# -- the setting -----------------------------------------------------------------------------------
+def test_ignore_spans_setting() -> None:
+    assert resolve(env={}).ignore_spans == DEFAULT_IGNORED_SPANS == DEFAULT_IGNORED
+    env = {"OTELPERF_IGNORE_SPANS": " GET /health , *.render,GET /health"}
+    assert resolve(env=env).ignore_spans == ("GET /health", "*.render")
+    assert resolve(env={"OTELPERF_IGNORE_SPANS": "None"}).ignore_spans == ()
+    assert resolve(env={"OTELPERF_IGNORE_SPANS": "  "}).ignore_spans == DEFAULT_IGNORED_SPANS
+    # the argument beats the variable; an empty list ignores nothing
+    assert resolve(ignore_spans=["a"], env=env).ignore_spans == ("a",)
+    assert resolve(ignore_spans=[], env=env).ignore_spans == ()
+    namer = SpanNamer(ignore=resolve(env=env).ignore_spans)
+    assert namer.classify("GET /health", S, {"http.method": "GET"}, False) is None
+    assert namer.classify("GET / http send", INT, None, False) == ("GET / http send", *OK)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "message"),
+    [
+        ({}, {"OTELPERF_IGNORE_SPANS": "a,*"}, "OTELPERF_IGNORE_SPANS: '\\*' would leave out"),
+        ({"ignore_spans": "health"}, {}, "ignore_spans='health' is a string"),
+        ({"ignore_spans": ["ok", ""]}, {}, "ignore_spans: '' is not a span name"),
+        ({"ignore_spans": [None]}, {}, "ignore_spans: None is not a span name"),
+        ({"ignore_spans": 5}, {}, "ignore_spans=5 is not a list of span names"),
+    ],
+)
+def test_bad_ignore_spans_setting_names_its_source(
+    kwargs: dict[str, Any], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        resolve(env=env, **kwargs)
