@@ -61,7 +61,7 @@ class BottleneckSpanProcessor(SpanProcessor):
     totals: Totals
     accounts: Accounts
     count_cache: Callable[[str, bool], None]
-    count_api: Callable[[str, str, bool, float | None, int, int, float | None], None]
+    count_api: Callable[[str, str, bool, float | None, int, int, float | None, int, int], None]
     errors: Tally
     overflows: Tally
 
