@@ -493,3 +493,26 @@ def test_set_tokens_parts_are_checked_against_their_whole():
     with pytest.raises(ValueError, match=r"set_tokens\(reasoning=3\): more than output=0"):
         with otelperf.api_call("a") as call:
             call.set_tokens(input=2, reasoning=3)
+
+
+def test_a_4xx_counts_alike_under_both_http_conventions(tel: otelperf.Telemetry):
+    """The stable conventions add error.type="404" to a 404, the old ones nothing: the status
+    code decides, so a 404 is a success under both and a 429 an error under both."""
+    stable = {"http.request.method": "GET", "url.full": "http://h:81/x", "server.address": "h",
+              "server.port": 81}  # fmt: skip
+    old = {"http.method": "GET", "http.url": "http://h:81/x"}
+    for code in (404, 429):
+        client_span(tel, "GET", stable, start=0, end=1,
+                    end_attrs={"http.response.status_code": code, "error.type": str(code)},
+                    error=True)  # fmt: skip
+        client_span(tel, "GET", old, start=0, end=1, end_attrs={"http.status_code": code},
+                    error=True)  # fmt: skip
+    # an error.type naming something other than the code is an error
+    timeout = {"http.response.status_code": 404, "error.type": "ReadTimeout"}
+    client_span(tel, "GET", stable, start=0, end=1, end_attrs=timeout)
+    s = read(tel.registry)
+    labels = {"api": "h:81", "model": N.UNKNOWN_MODEL}
+    assert family(s, CALLS) == {
+        frozenset({**labels, "outcome": "success"}.items()): 2,
+        frozenset({**labels, "outcome": "error"}.items()): 3,
+    }

@@ -86,9 +86,18 @@ class Accounts:
             if not api:
                 return
             status = http_status(attrs)
-            error = N.ATTR_ERROR_TYPE in attrs or (
-                status is not None and (status >= 500 or status == 429)
-            )
+            etype = attrs.get(N.ATTR_ERROR_TYPE)
+            if status is None:
+                error = etype is not None
+            else:
+                # The stable conventions set error.type to the status code of every 4xx and
+                # 5xx; the old ones set nothing.  So that both count alike, the code decides
+                # (>= 500 or 429), and error.type only when it names something else.
+                error = (
+                    status >= 500
+                    or status == 429
+                    or (etype is not None and str(etype) != str(status))
+                )
         model = attrs.get(N.GENAI_REQUEST_MODEL) or attrs.get(N.GENAI_RESPONSE_MODEL)
         tin = _tokens(attrs, N.GENAI_INPUT_TOKENS, N.GENAI_PROMPT_TOKENS_OLD)
         tout = _tokens(attrs, N.GENAI_OUTPUT_TOKENS, N.GENAI_COMPLETION_TOKENS_OLD)
