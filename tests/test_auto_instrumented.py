@@ -91,6 +91,18 @@ class Service:
             for stub in (self.stub_fastapi, self.stub_flask)
         }
 
+    def counts_by_outcome(
+        self, metric: N.Metric, suffix: str = "_count"
+    ) -> dict[str, dict[str, float]]:
+        """``{operation: {outcome: count}}`` of a per-operation histogram, summed over
+        ``error_type`` (compare with SERVER_OUTCOMES and client_outcomes())."""
+        out: dict[str, dict[str, float]] = {}
+        for labels, v in self.family(metric, suffix).items():
+            d = dict(labels)
+            per = out.setdefault(d[N.OPERATION], {})
+            per[d[N.OUTCOME]] = per.get(d[N.OUTCOME], 0) + v
+        return out
+
     def family(self, metric: N.Metric, suffix: str = "") -> dict[frozenset[tuple[str, str]], float]:
         name = metric.prom + suffix
         return {labels: v for (n, labels), v in self.samples.items() if n == name}
