@@ -101,11 +101,8 @@ class Accounts:
         model = attrs.get(N.GENAI_REQUEST_MODEL) or attrs.get(N.GENAI_RESPONSE_MODEL)
         tin = _tokens(attrs, N.GENAI_INPUT_TOKENS, N.GENAI_PROMPT_TOKENS_OLD)
         tout = _tokens(attrs, N.GENAI_OUTPUT_TOKENS, N.GENAI_COMPLETION_TOKENS_OLD)
-        cached = reasoning = 0
-        if tin:
-            cached = _tokens(attrs, N.GENAI_CACHE_READ_TOKENS, N.GENAI_CACHE_READ_TOKENS_OLD)
-        if tout:
-            reasoning = _tokens(attrs, N.GENAI_REASONING_TOKENS, N.GENAI_REASONING_TOKENS_OLD)
+        cached = _tokens(attrs, N.GENAI_CACHE_READ_TOKENS, N.GENAI_CACHE_READ_TOKENS_OLD)
+        reasoning = _tokens(attrs, N.GENAI_REASONING_TOKENS, N.GENAI_REASONING_TOKENS_OLD)
         cost = attrs.get(N.ATTR_API_COST)
         start, end = span.start_time, span.end_time
         dur = None
