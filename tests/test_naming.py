@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -9,7 +10,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry
 
+import otelperf
+from otelperf import _names as N
 from otelperf.config import DEFAULT_IGNORED_SPANS, resolve
 from otelperf.derive.naming import (
     CACHE_MAX,
@@ -21,6 +25,7 @@ from otelperf.derive.naming import (
     split_url,
 )
 from otelperf.errors import ConfigError
+from tests.scrape import read_registry
 
 S, C, INT, P, K = (
     SpanKind.SERVER,
@@ -330,3 +335,38 @@ def test_bad_ignore_spans_setting_names_its_source(
 ) -> None:
     with pytest.raises(ConfigError, match=f"^{message}"):
         resolve(env=env, **kwargs)
+
+
+# -- configure(ignore_spans=...) end to end (once telemetry passes the setting on) ----------
+WIRED = "ignore_spans" in inspect.signature(otelperf.configure).parameters
+
+
+@pytest.mark.skipif(not WIRED, reason="configure() does not take ignore_spans on this branch yet")
+@pytest.mark.parametrize("through", ["argument", "variable"])
+def test_configure_ignore_spans_replaces_the_noise_list(
+    through: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs: dict[str, Any] = {}
+    if through == "argument":
+        kwargs["ignore_spans"] = ["cache warmup", "*.render"]
+    else:
+        monkeypatch.setenv("OTELPERF_IGNORE_SPANS", "cache warmup,*.render")
+    registry = CollectorRegistry()
+    t = otelperf.configure(prometheus_port=0, registry=registry, set_global=False, **kwargs)
+    try:
+        tracer = t.tracer_provider.get_tracer("test")
+        with tracer.start_as_current_span("handle", kind=S):
+            for name in ("cache warmup", "page.render", "GET / http send", "load"):
+                with tracer.start_as_current_span(name):
+                    pass
+        ops = {
+            dict(labels)["operation"]
+            for (name, labels) in read_registry(registry)
+            if name == N.CRITICAL_PATH.prom
+        }
+        # the defaults are replaced: ASGI's send span counts again, the listed ones do not
+        assert ops == {"handle", "GET / http send", "load"}
+    finally:
+        t.shutdown()
+    with pytest.raises(ConfigError, match=r"^ignore_spans: '' is not a span name"):
+        otelperf.configure(prometheus_port=0, registry=CollectorRegistry(), ignore_spans=[""])
