@@ -36,8 +36,11 @@ OUTCOME_SUCCESS = "success"
 OUTCOME_ERROR = "error"
 RESULT_HIT = "hit"
 RESULT_MISS = "miss"
-TOKEN_INPUT = "input"
-TOKEN_OUTPUT = "output"
+# token_type values: four disjoint parts, so sum by (api, model) is every token once.
+TOKEN_INPUT = "input"  # input tokens not served from a cache
+TOKEN_OUTPUT = "output"  # output tokens other than reasoning
+TOKEN_CACHED_INPUT = "cached_input"  # input tokens served from the provider's cache
+TOKEN_REASONING = "reasoning"  # output tokens spent on reasoning
 OVERFLOW = "__overflow__"
 UNKNOWN_MODEL = "unknown"
 
@@ -56,8 +59,15 @@ GENAI_PROVIDER = "gen_ai.provider.name"
 GENAI_SYSTEM = "gen_ai.system"  # the older spelling of the provider
 GENAI_REQUEST_MODEL = "gen_ai.request.model"
 GENAI_RESPONSE_MODEL = "gen_ai.response.model"
-GENAI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
-GENAI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GENAI_INPUT_TOKENS = "gen_ai.usage.input_tokens"  # cached ones included (GenAI conventions)
+GENAI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"  # reasoning ones included
+GENAI_CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"  # part of input_tokens
+GENAI_REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"  # part of output_tokens
+# The older names many instrumentations (OpenLLMetry's semconv_ai among them) still write.
+GENAI_PROMPT_TOKENS_OLD = "gen_ai.usage.prompt_tokens"
+GENAI_COMPLETION_TOKENS_OLD = "gen_ai.usage.completion_tokens"
+GENAI_CACHE_READ_TOKENS_OLD = "gen_ai.usage.cache_read_input_tokens"
+GENAI_REASONING_TOKENS_OLD = "gen_ai.usage.reasoning_tokens"
 SERVER_ADDRESS = "server.address"
 HTTP_STATUS = "http.response.status_code"
 
@@ -174,7 +184,8 @@ API_CALL_DURATION = _m(
 )  # fmt: skip
 API_TOKENS = _m(
     "otelperf.api.tokens", "otelperf_api_tokens_total", "counter", "{token}",
-    (API, MODEL, TOKEN_TYPE), "Tokens sent (input) and received (output) by API calls.",
+    (API, MODEL, TOKEN_TYPE),
+    "Tokens of API calls by type: input, cached_input, output, reasoning (disjoint parts).",
 )  # fmt: skip
 API_COST = _m(
     "otelperf.api.cost_usd", "otelperf_api_cost_usd_total", "counter", "",

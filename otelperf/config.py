@@ -25,6 +25,16 @@ DEFAULT_MAX_OPERATIONS = 1000
 DEFAULT_HEALTH_CPU_THRESHOLD = 0.8
 DEFAULT_HEALTH_MEMORY_THRESHOLD = 0.8
 DEFAULT_HEALTH_DISK_THRESHOLD = 0.9
+# Spans left out of the shares, the histograms and the report (docs/processor.md "Noise"): the
+# ASGI instrumentation's children of a server span, named "<server span name> http send" /
+# "... http receive" (and the websocket ones).  "*" starts a suffix pattern.
+DEFAULT_IGNORED_SPANS: tuple[str, ...] = (
+    "* http send",
+    "* http receive",
+    "* websocket send",
+    "* websocket receive",
+)
+IGNORE_NOTHING = "none"  # OTELPERF_IGNORE_SPANS=none: an empty list (an empty variable is unset)
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -134,6 +144,36 @@ def parse_bytes(value: object, source: str) -> int:
     return n
 
 
+def parse_span_patterns(value: object, source: str) -> tuple[str, ...]:
+    """Span-name patterns: exact names, or ``*`` and a suffix (``* http send``).
+
+    A comma-separated string (``none`` for no pattern) or a list of strings.
+
+    >>> parse_span_patterns("GET /health, * http send", "OTELPERF_IGNORE_SPANS")
+    ('GET /health', '* http send')
+    """
+    items: list[object]
+    if isinstance(value, str):
+        if value.strip().lower() == IGNORE_NOTHING:
+            return ()
+        items = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        raise ConfigError(f"{source}={value!r} is not a list of span names")
+    out: list[str] = []
+    for p in items:
+        if not isinstance(p, str) or not p.strip():
+            raise ConfigError(
+                f"{source}: {p!r} is not a span name (give names, or * and a name suffix)"
+            )
+        if p.startswith("*") and not p[1:].strip():
+            raise ConfigError(f"{source}: {p!r} would leave out every span")
+        if p not in out:
+            out.append(p)
+    return tuple(out)
+
+
 def parse_resource_attributes(
     value: str, source: str = "OTEL_RESOURCE_ATTRIBUTES"
 ) -> dict[str, str]:
@@ -168,6 +208,7 @@ class Settings:
     health_memory_threshold: float = DEFAULT_HEALTH_MEMORY_THRESHOLD
     health_disk_threshold: float = DEFAULT_HEALTH_DISK_THRESHOLD
     process_memory_limit: int | None = None
+    ignore_spans: tuple[str, ...] = DEFAULT_IGNORED_SPANS
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -191,6 +232,7 @@ def resolve(
     health_memory_threshold: float | None = None,
     health_disk_threshold: float | None = None,
     process_memory_limit: int | str | None = None,
+    ignore_spans: Iterable[str] | None = None,
 ) -> Settings:
     """Resolve settings; arguments beat environment variables, which beat defaults.
 
@@ -272,6 +314,10 @@ def resolve(
     }  # fmt: skip
     mem_limit: int | None = choose(process_memory_limit, "process_memory_limit",
                                    "OTELPERF_PROCESS_MEMORY_LIMIT", parse_bytes, None)  # fmt: skip
+    # A string argument is refused (not split on commas): ignore_spans="health" is most likely
+    # meant as ["health"], and a bare string iterates as its characters.
+    ignore = choose(ignore_spans, "ignore_spans", "OTELPERF_IGNORE_SPANS", parse_span_patterns,
+                    DEFAULT_IGNORED_SPANS, _span_list)  # fmt: skip
 
     return Settings(
         service_name=name,
@@ -287,4 +333,13 @@ def resolve(
         health_memory_threshold=thresholds["health_memory_threshold"],
         health_disk_threshold=thresholds["health_disk_threshold"],
         process_memory_limit=mem_limit,
+        ignore_spans=ignore,
     )
+
+
+def _span_list(value: object, source: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ConfigError(
+            f"{source}={value!r} is a string: give a list of span names, e.g. [{value!r}]"
+        )
+    return parse_span_patterns(value, source)

@@ -23,6 +23,7 @@ from otelperf import _names as N
 from otelperf._core import sdk_compat, sinks
 from otelperf._core.warn import warn_once
 from otelperf.config import Settings, resolve
+from otelperf.derive.naming import SpanNamer
 from otelperf.derive.processor import BottleneckSpanProcessor
 from otelperf.derive.sampler import RecordEverythingSampler, attach, detach
 from otelperf.emit.pipeline import Pipeline, install
@@ -191,6 +192,7 @@ def configure(
     health_memory_threshold: float | None = None,
     health_disk_threshold: float | None = None,
     process_memory_limit: int | str | None = None,
+    ignore_spans: Iterable[str] | None = None,
 ) -> Telemetry:
     """Set up otelperf once per process and serve /metrics; returns the :class:`Telemetry`.
 
@@ -217,6 +219,7 @@ def configure(
         health_memory_threshold=health_memory_threshold,
         health_disk_threshold=health_disk_threshold,
         process_memory_limit=process_memory_limit,
+        ignore_spans=ignore_spans,
     )
     key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
     with _lock:
@@ -320,6 +323,7 @@ def _build(
             max_operations=settings.max_operations,
             registry=reg,
             duration_buckets=settings.duration_buckets,
+            namer=SpanNamer(ignore=settings.ignore_spans),
         )
         telemetry._bottleneck = (proc, attach(tp, proc))
     try:

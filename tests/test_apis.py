@@ -280,7 +280,8 @@ def test_set_tokens_validates_and_prices_are_a_copy():
     otelperf.set_api_price("a", "m", input_per_million_usd=1, output_per_million_usd=2)
     table = price_table.prices()
     table.clear()
-    assert price_table.prices() == {("a", "m"): (1.0, 2.0)}
+    # cached input at the input price, reasoning at the output price unless set
+    assert price_table.prices() == {("a", "m"): (1.0, 2.0, 1.0, 2.0)}
 
 
 def test_without_a_processor_records_are_dropped_with_one_warning(
@@ -344,4 +345,174 @@ def test_api_call_span_is_a_client_span_with_genai_attributes(tel: otelperf.Tele
         "gen_ai.usage.input_tokens": 5,
         "gen_ai.usage.output_tokens": 6,
         N.ATTR_API_COST: 0.25,
+    }
+
+
+def test_http_client_spans_under_the_old_conventions_count_per_host_and_port(
+    tel: otelperf.Telemetry,
+):
+    # requests / httpx at their default (old) HTTP conventions: no server.address
+    old = {"http.method": "GET", "http.url": "http://127.0.0.1:8081/items/1?q=2"}
+    for status in (200, 404, 429, 503):
+        client_span(tel, "GET", old, start=0, end=1_000_000,
+                    end_attrs={"http.status_code": status})  # fmt: skip
+    # net.peer.name / net.peer.port, and the Host header, on other instrumentations
+    peer = {"http.method": "POST", "net.peer.name": "billing", "net.peer.port": 8443}
+    client_span(tel, "POST", peer, start=0, end=1, end_attrs={"http.status_code": 201})
+    host = {"http.method": "GET", "http.host": "svc:9000", "http.scheme": "http"}
+    client_span(tel, "GET", host, start=0, end=1, end_attrs={"http.status_code": 500})
+    # the scheme's default port is left out, under either convention
+    client_span(tel, "GET", {"http.method": "GET", "http.url": "https://maps.example:443/x"},
+                start=0, end=1)  # fmt: skip
+    stable = {"http.request.method": "GET", "url.full": "http://[::1]:8082/a",
+              "server.address": "::1", "server.port": 8082}  # fmt: skip
+    client_span(tel, "GET", stable, start=0, end=1,
+                end_attrs={"http.response.status_code": 429})  # fmt: skip
+    # a connection failure: error.type and no status code
+    client_span(tel, "GET", old, start=0, end=1, end_attrs={"error.type": "ConnectError"},
+                error=True)  # fmt: skip
+    s = read(tel.registry)
+
+    def calls(api: str, outcome: str) -> frozenset[tuple[str, str]]:
+        return frozenset({"api": api, "model": N.UNKNOWN_MODEL, "outcome": outcome}.items())
+
+    assert family(s, CALLS) == {
+        calls("127.0.0.1:8081", "success"): 2,  # 200 and 404
+        calls("127.0.0.1:8081", "error"): 3,  # 429, 503 and the connection error
+        calls("billing:8443", "success"): 1,
+        calls("svc:9000", "error"): 1,
+        calls("maps.example", "success"): 1,
+        calls("[::1]:8082", "error"): 1,
+    }
+
+
+def test_genai_tokens_by_type_from_the_current_and_the_older_attribute_names(
+    tel: otelperf.Telemetry,
+):
+    otelperf.set_api_price("openai", "o4-mini", input_per_million_usd=1.0,
+                           output_per_million_usd=4.0, cached_input_per_million_usd=0.25,
+                           reasoning_per_million_usd=8.0)  # fmt: skip
+    otelperf.set_api_price("anthropic", "claude", input_per_million_usd=3.0,
+                           output_per_million_usd=15.0)  # fmt: skip
+    # The GenAI conventions: input_tokens includes cache_read.input_tokens, output_tokens
+    # includes reasoning.output_tokens.
+    current = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "o4-mini"}
+    client_span(tel, "chat o4-mini", current, start=0, end=1, end_attrs={
+        "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.cache_read.input_tokens": 600,
+        "gen_ai.usage.output_tokens": 300, "gen_ai.usage.reasoning.output_tokens": 200,
+    })  # fmt: skip
+    # The older names (OpenLLMetry's semconv_ai): prompt_tokens includes
+    # cache_read_input_tokens (its Anthropic instrumentation adds them in).
+    older = {"gen_ai.system": "anthropic", "gen_ai.request.model": "claude"}
+    client_span(tel, "anthropic.chat", older, start=0, end=1, end_attrs={
+        "gen_ai.usage.prompt_tokens": 500, "gen_ai.usage.cache_read_input_tokens": 100,
+        "gen_ai.usage.completion_tokens": 50, "gen_ai.usage.reasoning_tokens": 20,
+    })  # fmt: skip
+    # A part larger than its whole: counted apart by the instrumentation, both taken as given.
+    client_span(tel, "chat", current, start=0, end=1, end_attrs={
+        "gen_ai.usage.input_tokens": 10, "gen_ai.usage.cache_read.input_tokens": 40,
+    })  # fmt: skip
+    s = read(tel.registry)
+    o = {"api": "openai", "model": "o4-mini"}
+    a = {"api": "anthropic", "model": "claude"}
+
+    def tk(labels: dict[str, str], t: str) -> frozenset[tuple[str, str]]:
+        return frozenset({**labels, "token_type": t}.items())
+
+    assert family(s, TOKENS) == {
+        tk(o, "input"): 400 + 10, tk(o, "cached_input"): 600 + 40,
+        tk(o, "output"): 100, tk(o, "reasoning"): 200,
+        tk(a, "input"): 400, tk(a, "cached_input"): 100,
+        tk(a, "output"): 30, tk(a, "reasoning"): 20,
+    }  # fmt: skip
+    assert get(s, COST, **o) == pytest.approx(
+        (410 * 1.0 + 640 * 0.25 + 100 * 4.0 + 200 * 8.0) / 1e6
+    )
+    # defaults: cached input at the input price, reasoning at the output price
+    assert get(s, COST, **a) == pytest.approx((400 * 3.0 + 100 * 3.0 + 30 * 15.0 + 20 * 15.0) / 1e6)
+
+
+def test_api_call_and_record_api_call_take_cached_and_reasoning_tokens(
+    tel: otelperf.Telemetry,
+):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tel.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    otelperf.set_api_price(
+        "openai", "gpt-4o", input_per_million_usd=2.0, output_per_million_usd=8.0,
+        cached_input_per_million_usd=0.5,
+    )  # fmt: skip
+    with otelperf.api_call("openai", model="gpt-4o") as call:
+        call.set_tokens(input=1200, output=300, cached_input=1000, reasoning=100)
+    otelperf.record_api_call("openai", model="gpt-4o", input_tokens=50, output_tokens=10,
+                             cached_input_tokens=50, reasoning_tokens=10)  # fmt: skip
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 1000
+    assert attrs["gen_ai.usage.reasoning.output_tokens"] == 100
+    s = read(tel.registry)
+    labels = {"api": "openai", "model": "gpt-4o"}
+    assert {dict(k)["token_type"]: v for k, v in family(s, TOKENS).items()} == {
+        "input": 200, "cached_input": 1050, "output": 200, "reasoning": 110,
+    }  # fmt: skip
+    assert get(s, COST, **labels) == pytest.approx(
+        (200 * 2.0 + 1050 * 0.5 + 200 * 8.0 + 110 * 8.0) / 1e6
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda: otelperf.record_api_call("a", input_tokens=5, cached_input_tokens=6),
+         r"record_api_call\(cached_input_tokens=6\): more than input_tokens=5"),
+        (lambda: otelperf.record_api_call("a", reasoning_tokens=1),
+         r"record_api_call\(reasoning_tokens=1\): more than output_tokens=0"),
+        (lambda: otelperf.record_api_call("a", cached_input_tokens=-1),
+         r"cached_input_tokens=-1"),
+        (lambda: otelperf.record_api_call("a", reasoning_tokens=True), r"reasoning_tokens=True"),
+        (lambda: otelperf.set_api_price("a", "m", input_per_million_usd=1,
+                                        output_per_million_usd=1,
+                                        cached_input_per_million_usd=-1),
+         r"set_api_price\(cached_input_per_million_usd=-1\)"),
+        (lambda: otelperf.set_api_price("a", "m", input_per_million_usd=1,
+                                        output_per_million_usd=1, reasoning_per_million_usd="x"),
+         r"set_api_price\(reasoning_per_million_usd='x'\)"),
+    ],
+)  # fmt: skip
+def test_bad_token_type_arguments_name_the_argument(call: Any, pattern: str):
+    with pytest.raises((TypeError, ValueError), match=pattern):
+        call()
+
+
+def test_set_tokens_parts_are_checked_against_their_whole():
+    with pytest.raises(ValueError, match=r"set_tokens\(cached_input=3\): more than input=2"):
+        with otelperf.api_call("a") as call:
+            call.set_tokens(input=2, cached_input=3)
+    with pytest.raises(ValueError, match=r"set_tokens\(reasoning=3\): more than output=0"):
+        with otelperf.api_call("a") as call:
+            call.set_tokens(input=2, reasoning=3)
+
+
+def test_a_4xx_counts_alike_under_both_http_conventions(tel: otelperf.Telemetry):
+    """The stable conventions add error.type="404" to a 404, the old ones nothing: the status
+    code decides, so a 404 is a success under both and a 429 an error under both."""
+    stable = {"http.request.method": "GET", "url.full": "http://h:81/x", "server.address": "h",
+              "server.port": 81}  # fmt: skip
+    old = {"http.method": "GET", "http.url": "http://h:81/x"}
+    for code in (404, 429):
+        client_span(tel, "GET", stable, start=0, end=1,
+                    end_attrs={"http.response.status_code": code, "error.type": str(code)},
+                    error=True)  # fmt: skip
+        client_span(tel, "GET", old, start=0, end=1, end_attrs={"http.status_code": code},
+                    error=True)  # fmt: skip
+    # an error.type naming something other than the code is an error
+    timeout = {"http.response.status_code": 404, "error.type": "ReadTimeout"}
+    client_span(tel, "GET", stable, start=0, end=1, end_attrs=timeout)
+    s = read(tel.registry)
+    labels = {"api": "h:81", "model": N.UNKNOWN_MODEL}
+    assert family(s, CALLS) == {
+        frozenset({**labels, "outcome": "success"}.items()): 2,
+        frozenset({**labels, "outcome": "error"}.items()): 3,
     }

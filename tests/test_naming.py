@@ -9,7 +9,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry
 
+import otelperf
+from otelperf import _names as N
+from otelperf.config import DEFAULT_IGNORED_SPANS, resolve
 from otelperf.derive.naming import (
     CACHE_MAX,
     DEFAULT_IGNORED,
@@ -19,6 +23,8 @@ from otelperf.derive.naming import (
     http_status,
     split_url,
 )
+from otelperf.errors import ConfigError
+from tests.scrape import read_registry
 
 S, C, INT, P, K = (
     SpanKind.SERVER,
@@ -254,15 +260,16 @@ def test_ignore_patterns_are_exact_names_or_suffixes() -> None:
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ("health", "got the string"),
-        ([""], "non-empty string"),
-        (["  "], "non-empty string"),
-        ([3], "non-empty string"),
-        (["*"], "every span"),
+        ("health", "ignore='health' is a string"),
+        ([""], "ignore: '' is not a span name"),
+        (["  "], "ignore: '  ' is not a span name"),
+        ([3], "ignore: 3 is not a span name"),
+        (["*"], r"ignore: '\*' would leave out every span"),
+        (["* "], r"ignore: '\* ' would leave out every span"),
     ],
 )
 def test_bad_ignore_patterns_name_the_argument(bad: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=f"ignore: .*{message}"):
+    with pytest.raises(ConfigError, match=f"^{message}"):
         SpanNamer(ignore=bad)
 
 
@@ -295,3 +302,68 @@ def test_real_sdk_spans() -> None:
         for s in spans
     ]
     assert got == [("GET 127.0.0.1:9", "error", "404"), None]
+
+
+# -- the setting -----------------------------------------------------------------------------------
+def test_ignore_spans_setting() -> None:
+    assert resolve(env={}).ignore_spans == DEFAULT_IGNORED_SPANS == DEFAULT_IGNORED
+    env = {"OTELPERF_IGNORE_SPANS": " GET /health , *.render,GET /health"}
+    assert resolve(env=env).ignore_spans == ("GET /health", "*.render")
+    assert resolve(env={"OTELPERF_IGNORE_SPANS": "None"}).ignore_spans == ()
+    assert resolve(env={"OTELPERF_IGNORE_SPANS": "  "}).ignore_spans == DEFAULT_IGNORED_SPANS
+    # the argument beats the variable; an empty list ignores nothing
+    assert resolve(ignore_spans=["a"], env=env).ignore_spans == ("a",)
+    assert resolve(ignore_spans=[], env=env).ignore_spans == ()
+    namer = SpanNamer(ignore=resolve(env=env).ignore_spans)
+    assert namer.classify("GET /health", S, {"http.method": "GET"}, False) is None
+    assert namer.classify("GET / http send", INT, None, False) == ("GET / http send", *OK)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "message"),
+    [
+        ({}, {"OTELPERF_IGNORE_SPANS": "a,*"}, "OTELPERF_IGNORE_SPANS: '\\*' would leave out"),
+        ({"ignore_spans": "health"}, {}, "ignore_spans='health' is a string"),
+        ({"ignore_spans": ["ok", ""]}, {}, "ignore_spans: '' is not a span name"),
+        ({"ignore_spans": [None]}, {}, "ignore_spans: None is not a span name"),
+        ({"ignore_spans": 5}, {}, "ignore_spans=5 is not a list of span names"),
+    ],
+)
+def test_bad_ignore_spans_setting_names_its_source(
+    kwargs: dict[str, Any], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        resolve(env=env, **kwargs)
+
+
+# -- configure(ignore_spans=...) end to end ------------------------------------------------------
+
+
+@pytest.mark.parametrize("through", ["argument", "variable"])
+def test_configure_ignore_spans_replaces_the_noise_list(
+    through: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs: dict[str, Any] = {}
+    if through == "argument":
+        kwargs["ignore_spans"] = ["cache warmup", "*.render"]
+    else:
+        monkeypatch.setenv("OTELPERF_IGNORE_SPANS", "cache warmup,*.render")
+    registry = CollectorRegistry()
+    t = otelperf.configure(prometheus_port=0, registry=registry, set_global=False, **kwargs)
+    try:
+        tracer = t.tracer_provider.get_tracer("test")
+        with tracer.start_as_current_span("handle", kind=S):
+            for name in ("cache warmup", "page.render", "GET / http send", "load"):
+                with tracer.start_as_current_span(name):
+                    pass
+        ops = {
+            dict(labels)["operation"]
+            for (name, labels) in read_registry(registry)
+            if name == N.CRITICAL_PATH.prom
+        }
+        # the defaults are replaced: ASGI's send span counts again, the listed ones do not
+        assert ops == {"handle", "GET / http send", "load"}
+    finally:
+        t.shutdown()
+    with pytest.raises(ConfigError, match=r"^ignore_spans: '' is not a span name"):
+        otelperf.configure(prometheus_port=0, registry=CollectorRegistry(), ignore_spans=[""])

@@ -488,3 +488,18 @@ def test_live_summary_and_the_demo_use_the_report(telemetry_loaded):
     assert rep.to_dict()["caches"] == [{"cache": "sessions", "hits": 3, "misses": 1,
                                         "hit_ratio": 0.75}]  # fmt: skip
     assert "otelperf report — this process: totals since it started" in rep.to_text()
+
+
+def test_api_tokens_are_the_wholes_of_their_disjoint_parts() -> None:
+    """The processor counts token_type parts apart (input without the cached part, output
+    without reasoning); the report's input and output columns are the wholes again."""
+    from otelperf.report import Totals, build_report
+
+    t = Totals()
+    t.api_calls[("openai", "gpt-4o", "success")] = 2.0
+    t.api_tokens.update({
+        ("openai", "gpt-4o", "input"): 400.0, ("openai", "gpt-4o", "cached_input"): 600.0,
+        ("openai", "gpt-4o", "output"): 100.0, ("openai", "gpt-4o", "reasoning"): 200.0,
+    })  # fmt: skip
+    (api,) = build_report(t).apis
+    assert (api.input_tokens, api.output_tokens) == (1000, 300)

@@ -37,6 +37,8 @@ class Sink(Protocol):
         input_tokens: int,
         output_tokens: int,
         cost: float | None,
+        cached_input_tokens: int,
+        reasoning_tokens: int,
     ) -> None: ...
 
 

@@ -1,5 +1,10 @@
 """Cache and external-API accounting: from CLIENT and cache spans, and from span-less records.
 
+An API is the span's ``otelperf.api``, else its GenAI provider, else the ``host[:port]`` of
+the server a client span names under either HTTP convention (``naming.http_authority``).
+Tokens are split into four disjoint types (input, cached_input, output, reasoning) from the
+current and the older GenAI attribute names, so none is counted or priced twice.
+
 The span path (:meth:`Accounts.account`, called by the trace table for an ended span that
 carries cache attributes or is a CLIENT span) and the span-less path (``record_cache()`` and
 ``record_api_call()`` through the processor) end in the same two counting methods, so one
@@ -18,11 +23,21 @@ from opentelemetry.trace import SpanKind
 
 from otelperf import _names as N
 from otelperf._core.selfmetrics import Tally
+from otelperf.derive.naming import http_authority, http_status
 from otelperf.emit.prices import cost_of
 
 _CLIENT = SpanKind.CLIENT
 _CACHE_NAME = N.ATTR_CACHE_NAME
 OVERFLOW_COMPONENT = "apis"
+
+
+def _tokens(attrs: Any, name: str, old_name: str) -> int:
+    """A token count from the current attribute name, else the older one; 0 when neither
+    holds an int >= 0."""
+    n = attrs.get(name)
+    if n is None:
+        n = attrs.get(old_name)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
 
 
 class Count:
@@ -62,15 +77,32 @@ class Accounts:
         if kind is not _CLIENT:
             return
         api = attrs.get(N.ATTR_API) or attrs.get(N.GENAI_PROVIDER) or attrs.get(N.GENAI_SYSTEM)
-        if not api:
-            api = attrs.get(N.SERVER_ADDRESS)
+        if api:
+            error = N.ATTR_ERROR_TYPE in attrs
+        else:
+            # Any other client span that names its server, under the old or the stable HTTP
+            # conventions: api = host[:port].
+            api = http_authority(attrs)
             if not api:
                 return
+            status = http_status(attrs)
+            etype = attrs.get(N.ATTR_ERROR_TYPE)
+            if status is None:
+                error = etype is not None
+            else:
+                # The stable conventions set error.type to the status code of every 4xx and
+                # 5xx; the old ones set nothing.  So that both count alike, the code decides
+                # (>= 500 or 429), and error.type only when it names something else.
+                error = (
+                    status >= 500
+                    or status == 429
+                    or (etype is not None and str(etype) != str(status))
+                )
         model = attrs.get(N.GENAI_REQUEST_MODEL) or attrs.get(N.GENAI_RESPONSE_MODEL)
-        status = attrs.get(N.HTTP_STATUS)
-        error = N.ATTR_ERROR_TYPE in attrs or (isinstance(status, int) and status >= 500)
-        tin = attrs.get(N.GENAI_INPUT_TOKENS, 0)
-        tout = attrs.get(N.GENAI_OUTPUT_TOKENS, 0)
+        tin = _tokens(attrs, N.GENAI_INPUT_TOKENS, N.GENAI_PROMPT_TOKENS_OLD)
+        tout = _tokens(attrs, N.GENAI_OUTPUT_TOKENS, N.GENAI_COMPLETION_TOKENS_OLD)
+        cached = _tokens(attrs, N.GENAI_CACHE_READ_TOKENS, N.GENAI_CACHE_READ_TOKENS_OLD)
+        reasoning = _tokens(attrs, N.GENAI_REASONING_TOKENS, N.GENAI_REASONING_TOKENS_OLD)
         cost = attrs.get(N.ATTR_API_COST)
         start, end = span.start_time, span.end_time
         dur = None
@@ -81,9 +113,11 @@ class Accounts:
             str(model) if model else N.UNKNOWN_MODEL,
             error,
             dur,
-            tin if isinstance(tin, int) and tin >= 0 else 0,
-            tout if isinstance(tout, int) and tout >= 0 else 0,
+            tin,
+            tout,
             float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+            cached,
+            reasoning,
         )
 
     def count_cache(self, cache: str, hit: bool) -> None:
@@ -112,13 +146,33 @@ class Accounts:
         input_tokens: int,
         output_tokens: int,
         cost: float | None,
+        cached_input_tokens: int = 0,
+        reasoning_tokens: int = 0,
     ) -> None:
-        """One API call: calls by outcome, tokens, cost (priced if not given), duration."""
+        """One API call: calls by outcome, tokens by type, cost (priced if not given), duration.
+
+        ``input_tokens`` includes ``cached_input_tokens`` and ``output_tokens`` includes
+        ``reasoning_tokens``, as the GenAI conventions count them; they are split into the
+        four disjoint token types here.  A part larger than its whole means the two were
+        counted apart: both are then taken as they are."""
         if self.closed:
             return
         outcome = N.OUTCOME_ERROR if error else N.OUTCOME_SUCCESS
-        if cost is None and (input_tokens or output_tokens):
-            cost = cost_of(api, model, input_tokens, output_tokens)
+        if cached_input_tokens <= input_tokens:
+            input_tokens -= cached_input_tokens
+        if reasoning_tokens <= output_tokens:
+            output_tokens -= reasoning_tokens
+        tokens = (
+            (N.TOKEN_INPUT, input_tokens),
+            (N.TOKEN_OUTPUT, output_tokens),
+            (N.TOKEN_CACHED_INPUT, cached_input_tokens),
+            (N.TOKEN_REASONING, reasoning_tokens),
+        )
+        if cost is None and (input_tokens or output_tokens or cached_input_tokens
+                             or reasoning_tokens):  # fmt: skip
+            cost = cost_of(
+                api, model, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens
+            )
         with self.lock:
             labels = self.api_keys.get((api, model))
             if labels is None:
@@ -134,7 +188,7 @@ class Accounts:
                 attrs = {N.API: a, N.MODEL: m, N.OUTCOME: outcome}
                 calls = self.api_calls[key3] = Count(attrs)
             calls.value += 1
-            for ttype, n in ((N.TOKEN_INPUT, input_tokens), (N.TOKEN_OUTPUT, output_tokens)):
+            for ttype, n in tokens:
                 if n:
                     tk = (a, m, ttype)
                     c = self.api_tokens.get(tk)

@@ -23,6 +23,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from otelperf import _names as N
+from otelperf.config import DEFAULT_IGNORED_SPANS, parse_span_patterns
+from otelperf.errors import ConfigError
 
 # Semantic-convention attributes read here: the stable name first, the older one after.
 HTTP_REQUEST_METHOD = "http.request.method"
@@ -60,14 +62,9 @@ ERROR_TYPE_OTHER = "_OTHER"  # the semantic conventions' value when nothing name
 TEMPORARY_DESTINATION = "(temporary)"
 UNKNOWN_METHOD = "HTTP"  # what the HTTP conventions put in a span name for a non-standard method
 
-# The ASGI instrumentation names its children "<server span name> http send" / "... http
-# receive" (and "websocket send" / "websocket receive"); "*" starts a suffix pattern.
-DEFAULT_IGNORED: tuple[str, ...] = (
-    "* http send",
-    "* http receive",
-    "* websocket send",
-    "* websocket receive",
-)
+# The ASGI instrumentation's "<server span name> http send" / "... http receive" children (and
+# the websocket ones); the list and its pattern syntax live with the settings.
+DEFAULT_IGNORED: tuple[str, ...] = DEFAULT_IGNORED_SPANS
 
 HTTP_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY")
@@ -87,26 +84,15 @@ _EMPTY: Mapping[str, Any] = {}
 _MESSAGING_VERB = {_PRODUCER: "publish", _CONSUMER: "process", _CLIENT: "receive"}
 
 
-def parse_ignore(
-    patterns: Iterable[str], what: str = "ignore"
-) -> tuple[frozenset[str], tuple[str, ...]]:
-    """``(exact names, suffixes)`` from ignore patterns; ValueError naming ``what`` when bad.
+def parse_ignore(patterns: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """``(exact names, suffixes)`` of ignore patterns; ConfigError naming ``ignore`` when bad.
 
     A pattern is an exact span name, or ``*`` followed by a suffix (``* http send``)."""
     if isinstance(patterns, str):
-        raise ValueError(f"{what}: expected a list of span names, got the string {patterns!r}")
-    exact: set[str] = set()
-    suffixes: list[str] = []
-    for p in patterns:
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"{what}: each pattern must be a non-empty string, got {p!r}")
-        if p.startswith("*"):
-            if not p[1:]:
-                raise ValueError(f"{what}: {p!r} would leave out every span")
-            suffixes.append(p[1:])
-        else:
-            exact.add(p)
-    return frozenset(exact), tuple(suffixes)
+        raise ConfigError(f"ignore={patterns!r} is a string: give a list of span names")
+    valid = parse_span_patterns(patterns, "ignore")
+    exact = frozenset(p for p in valid if not p.startswith("*"))
+    return exact, tuple(p[1:] for p in valid if p.startswith("*"))
 
 
 def _port(value: Any) -> int | None:

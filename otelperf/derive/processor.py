@@ -83,7 +83,7 @@ class BottleneckSpanProcessor(SpanProcessor):
     accounts: Accounts
     red: Red
     count_cache: Callable[[str, bool], None]
-    count_api: Callable[[str, str, bool, float | None, int, int, float | None], None]
+    count_api: Callable[[str, str, bool, float | None, int, int, float | None, int, int], None]
     errors: Tally
     overflows: Tally
 

@@ -87,12 +87,17 @@ def record_api_call(
     cost_usd: float | None = None,
     error: BaseException | str | bool | None = None,
     duration_seconds: float | None = None,
+    cached_input_tokens: int = 0,
+    reasoning_tokens: int = 0,
 ) -> None:
     """Record an API call that already happened (no span): calls, duration, tokens, cost.
 
     ``error`` (an exception, an error type, or True) makes the outcome ``error``.  Without
     ``cost_usd`` the cost comes from :func:`set_api_price` (none recorded if no price is set).
     Without ``duration_seconds`` the call is counted but not observed in the duration histogram.
+    As the GenAI conventions count them, ``input_tokens`` includes ``cached_input_tokens``
+    and ``output_tokens`` includes ``reasoning_tokens`` (OpenAI's ``prompt_tokens`` and
+    ``prompt_tokens_details.cached_tokens`` go in as they are).
 
     >>> otelperf.record_api_call("openai", model="gpt-4o", input_tokens=900,
     ...                          output_tokens=120, duration_seconds=0.8)  # doctest: +SKIP
@@ -102,6 +107,8 @@ def record_api_call(
     m = _check_model(f, model)
     check_count(f, "input_tokens", input_tokens)
     check_count(f, "output_tokens", output_tokens)
+    check_part(f, "cached_input_tokens", cached_input_tokens, "input_tokens", input_tokens)
+    check_part(f, "reasoning_tokens", reasoning_tokens, "output_tokens", output_tokens)
     cost = None if cost_usd is None else check_money(f, "cost_usd", cost_usd)
     dur = None if duration_seconds is None else check_money(f, "duration_seconds", duration_seconds)
     if error is not None and not isinstance(error, (BaseException, str, bool)):
@@ -110,7 +117,25 @@ def record_api_call(
     if p is None:
         _no_sink(f)
         return
-    p.count_api(api, m, bool(error), dur, input_tokens, output_tokens, cost)
+    p.count_api(
+        api, m, bool(error), dur, input_tokens, output_tokens, cost, cached_input_tokens,
+        reasoning_tokens,
+    )  # fmt: skip
+
+
+def check_part(func: str, arg: str, value: object, whole_arg: str, whole: int) -> int:
+    """A token count that is part of another (cached of input, reasoning of output).
+
+    >>> check_part("set_tokens", "cached_input", 2, "input", 3)
+    2
+    """
+    n = check_count(func, arg, value)
+    if n > whole:
+        raise ValueError(
+            f"{func}({arg}={n}): more than {whole_arg}={whole}; {whole_arg} counts all of "
+            f"them, the {arg} ones included"
+        )
+    return n
 
 
 # -- api_call() ------------------------------------------------------------------------------
@@ -119,7 +144,10 @@ def record_api_call(
 class ApiCall:
     """Handle of one running API call (what ``with api_call(...) as call`` gives)."""
 
-    __slots__ = ("_cost", "_done", "_in", "_out", "_span", "_t0", "_token", "api", "model")
+    __slots__ = (
+        "_cached", "_cost", "_done", "_in", "_out", "_reasoning", "_span", "_t0", "_token", "api",
+        "model",
+    )  # fmt: skip
 
     def __init__(self, api: str, model: str | None) -> None:
         self.api = api
@@ -129,19 +157,37 @@ class ApiCall:
         self._t0 = 0
         self._in = 0
         self._out = 0
+        self._cached = 0
+        self._reasoning = 0
         self._cost: float | None = None
         self._done = False
 
-    def set_tokens(self, input: int = 0, output: int = 0) -> None:
+    def set_tokens(
+        self, input: int = 0, output: int = 0, *, cached_input: int = 0, reasoning: int = 0
+    ) -> None:
         """Tokens sent and received by this call (replaces earlier values).
 
+        ``input`` counts every input token, the ``cached_input`` ones (served from the
+        provider's cache) included; ``output`` every output token, ``reasoning`` included, as
+        the GenAI conventions and the providers' usage fields count them.
+
         >>> with api_call("openai", model="gpt-4o") as call:   # doctest: +SKIP
-        ...     call.set_tokens(input=1200, output=300)
+        ...     call.set_tokens(input=1200, output=300, cached_input=1000, reasoning=100)
         """
-        self._in = check_count("set_tokens", "input", input)
-        self._out = check_count("set_tokens", "output", output)
-        self._span.set_attribute(N.GENAI_INPUT_TOKENS, self._in)
-        self._span.set_attribute(N.GENAI_OUTPUT_TOKENS, self._out)
+        f = "set_tokens"
+        tin = check_count(f, "input", input)
+        tout = check_count(f, "output", output)
+        cached = check_part(f, "cached_input", cached_input, "input", tin)
+        reasoning = check_part(f, "reasoning", reasoning, "output", tout)
+        span = self._span
+        span.set_attribute(N.GENAI_INPUT_TOKENS, tin)
+        span.set_attribute(N.GENAI_OUTPUT_TOKENS, tout)
+        # The parts only when there are some (or to replace an earlier value).
+        if cached or self._cached:
+            span.set_attribute(N.GENAI_CACHE_READ_TOKENS, cached)
+        if reasoning or self._reasoning:
+            span.set_attribute(N.GENAI_REASONING_TOKENS, reasoning)
+        self._in, self._out, self._cached, self._reasoning = tin, tout, cached, reasoning
 
     def set_cost(self, usd: float) -> None:
         """The call's cost in US dollars (otherwise computed from the price table).
@@ -193,7 +239,7 @@ class ApiCall:
                     model = self.model or N.UNKNOWN_MODEL
                     dur = (t1 - self._t0) / 1e9
                     p.count_api(self.api, model, exc is not None, dur, self._in, self._out,
-                                 self._cost)  # fmt: skip
+                                self._cost, self._cached, self._reasoning)  # fmt: skip
         except Exception as e:
             _errors_add(e)
 

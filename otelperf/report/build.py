@@ -165,6 +165,9 @@ def build_report(
         ratio = hits / (hits + misses) if hits + misses else None
         caches.append(CacheRow(c, whole(hits), whole(misses), ratio))
 
+    def tokens(api: str, model: str, *types: str) -> float:
+        return sum(totals.api_tokens.get((api, model, t), 0.0) for t in types)
+
     api_keys = {(a, m) for a, m, _ in totals.api_calls} | {(a, m) for a, m, _ in totals.api_tokens}
     api_keys |= set(totals.api_cost)
     apis = []
@@ -176,8 +179,10 @@ def build_report(
                 model=m,
                 calls=whole(calls),
                 errors=whole(totals.api_calls.get((a, m, N.OUTCOME_ERROR), 0.0)),
-                input_tokens=whole(totals.api_tokens.get((a, m, N.TOKEN_INPUT), 0.0)),
-                output_tokens=whole(totals.api_tokens.get((a, m, N.TOKEN_OUTPUT), 0.0)),
+                # token_type parts are disjoint (docs/processor.md): the report's input and
+                # output are the wholes, cached input and reasoning included.
+                input_tokens=whole(tokens(a, m, N.TOKEN_INPUT, N.TOKEN_CACHED_INPUT)),
+                output_tokens=whole(tokens(a, m, N.TOKEN_OUTPUT, N.TOKEN_REASONING)),
                 cost_usd=totals.api_cost.get((a, m), 0.0),
             )
         )

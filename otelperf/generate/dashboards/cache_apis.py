@@ -85,7 +85,8 @@ def cache_apis(settings: DashboardSettings) -> g.Dashboard:
     cost_panels = [
         timeseries(
             "Tokens / s by type",
-            "Tokens sent (input) and received (output) per second, per API and model.",
+            "Tokens per second per API and model, by type: input not served from a cache, "
+            "cached_input, output other than reasoning, and reasoning (the four add up).",
             "suffix: tokens/s",
             [
                 Q(
