@@ -148,6 +148,8 @@ def test_dockerfile_installs_the_package_and_runs_the_demo_on_all_interfaces() -
 def test_prometheus_config_agrees_with_the_compose_file() -> None:
     prom = service("prometheus")
     config_arg = next(a for a in prom["command"] if a.startswith("--config.file="))
+    # the latency panels link buckets to traces through the exemplars otelperf serves
+    assert "--enable-feature=exemplar-storage" in prom["command"]
     config_host = to_host("prometheus", config_arg.split("=", 1)[1])
     assert config_host == REPO / "deploy/prometheus/prometheus.yml"
     cfg = yaml.safe_load(config_host.read_text())
