@@ -75,7 +75,8 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
     throughput = [
         timeseries(
             "In flight",
-            "Operations running right now (sampled at scrape time), per operation.",
+            "measure() calls running right now (sampled at scrape time), per operation. Spans "
+            "of other instrumentations are counted when they end, so they do not show here.",
             "short",
             [
                 Q(
@@ -87,14 +88,16 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
         ),
         timeseries(
             "Items / s",
-            "Items (rows, records) processed per second, as reported with op.add_items().",
+            "Items (rows, records) processed per second, as reported with op.add_items() on "
+            "measure() calls; empty for operations only instrumentations trace.",
             "suffix: items/s",
             [Q(sum_rate(by_op, N.OPERATION_ITEMS.prom, ops), "{{operation}}")],
             w=8,
         ),
         timeseries(
             "Bytes / s",
-            "Bytes processed per second, as reported with op.add_bytes().",
+            "Bytes processed per second, as reported with op.add_bytes() on measure() calls; "
+            "empty for operations only instrumentations trace.",
             "Bps",
             [Q(sum_rate(by_op, N.OPERATION_BYTES.prom, ops), "{{operation}}")],
             w=8,
