@@ -43,7 +43,7 @@ from otelperf import _names as N
 from tests.apps import serve_panels
 from tests.conftest import require_binary
 from tests.scrape import scrape
-from tests.test_dashboard_queries import Stack, resolve, substitute
+from tests.test_dashboard_queries import Stack, builtins, resolve, substitute
 from tests.test_dashboards import generated, panels, used_variables, variables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -174,8 +174,80 @@ def _scalar(stack: Stack, expr: str, at: float) -> float:
     return float(row["value"][1])
 
 
+def _start_prometheus(prometheus: str, tmp: Path, metrics_url: str) -> tuple[Any, Stack, Path]:
+    """Prometheus scraping ``metrics_url`` every second with the generated rules loaded."""
+    port = _free_port()
+    config = tmp / "prometheus.yml"
+    target = metrics_url.removeprefix("http://").removesuffix("/metrics")
+    config.write_text(
+        json.dumps(  # JSON is YAML; the generated rule files, as compose loads them
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(REPO / "alert_rules" / "*.yml")],
+                "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [target]}]}],
+            }
+        )
+    )
+    log = tmp / "prometheus.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp,
+        )  # fmt: skip
+    return proc, Stack(f"http://127.0.0.1:{port}", time.time()), log
+
+
+def _scrapes(stack: Stack) -> list[float]:
+    """Timestamps of the app's scrapes in the last 30 s."""
+    doc = stack.query(f'up{{job="{JOB}"}}[30s]')
+    result = doc["data"]["result"] if doc.get("status") == "success" else []
+    return [float(t) for t, _ in result[0]["values"]] if result else []
+
+
+def _rules_healthy(stack: Stack) -> bool:
+    groups = stack.get("/api/v1/rules")["data"]["groups"]
+    return bool(groups) and all(r["health"] == "ok" for grp in groups for r in grp["rules"])
+
+
+def _measure(a: App, prom: subprocess.Popen[bytes], log: Callable[[], str]) -> None:
+    """Phase 2 between the scrapes t0 and t1 (see the module docstring), checked."""
+    stack = a.stack
+
+    def started() -> bool:
+        assert prom.poll() is None, f"prometheus exited:\n{log()}"
+        return len(_scrapes(stack)) >= 2 and _rules_healthy(stack)
+
+    _poll("Prometheus ready, 2 scrapes, healthy rules", started, 60, log)
+    # t0: a fresh scrape, so phase 2 has the most time to be scraped before t1
+    last = _scrapes(stack)[-1]
+    a.t0 = _poll("a new scrape", lambda: [t for t in _scrapes(stack) if t > last], 10, log)[0]
+    _run_phase(a.info, "measured", 2 * ROOT_COUNT, 2 * API_CALL_COUNT)
+    later = _poll(
+        f"{SCRAPES_IN_WINDOW} scrapes after t0",
+        lambda: [t for t in _scrapes(stack) if t > a.t0][SCRAPES_IN_WINDOW - 1 :],
+        30,
+        log,
+    )
+    a.t1 = later[0]
+    roots = f'sum({N.ROOTS.prom}{{job="{JOB}"}})'
+    assert _scalar(stack, roots, a.t0) == ROOT_COUNT, "t0 must hold phase 1 only"
+    assert _scalar(stack, roots, a.t1) == 2 * ROOT_COUNT, "phase 2 not scraped by t1"
+    # A rule evaluation after t1, so the one the panels read at t1 is there ...
+    requests = f'max(timestamp({N.REC_OPERATION_REQUESTS.name}{{job="{JOB}"}}))'
+    _poll(
+        "a rule evaluation after t1", lambda: _scalar(stack, requests, time.time()) > a.t1, 30, log
+    )
+    # ... and it saw all of phase 2: a scrape before it, not only the last one (which may
+    # have been appended after the evaluation ran), holds all of it.
+    evaluated = _scalar(stack, requests, a.t1)
+    before = [t for t in _scrapes(stack) if t <= evaluated][-2]
+    assert _scalar(stack, roots, before) == 2 * ROOT_COUNT, "phase 2 was slow to be scraped"
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """The app after both phases, a Prometheus that scraped them, and t0 / t1."""
     prometheus = require_binary("prometheus")
     tmp = tmp_path_factory.mktemp("dashboard-proof-fastapi")
     env = {k: v for k, v in os.environ.items() if k != "OTEL_SEMCONV_STABILITY_OPT_IN"}
@@ -192,77 +264,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         info = json.loads(proc.stdout.readline())
         # Phase 1 before Prometheus starts: every series exists from the first scrape on.
         _run_phase(info, "warm", ROOT_COUNT, API_CALL_COUNT)
-
-        port = _free_port()
-        config = tmp / "prometheus.yml"
-        target = info["metrics_url"].removeprefix("http://").removesuffix("/metrics")
-        config.write_text(
-            json.dumps(  # JSON is YAML; the generated rule files, as compose loads them
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(REPO / "alert_rules" / "*.yml")],
-                    "scrape_configs": [
-                        {"job_name": JOB, "static_configs": [{"targets": [target]}]}
-                    ],
-                }
-            )
-        )
-        prom_log = tmp / "prometheus.log"
-        with prom_log.open("wb") as out:
-            prom = subprocess.Popen(
-                [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=tmp,
-            )  # fmt: skip
-        stack = Stack(f"http://127.0.0.1:{port}", time.time())
+        prom, stack, log = _start_prometheus(prometheus, tmp, info["metrics_url"])
         a = App(info, stack)
-
-        def log() -> str:
-            return prom_log.read_text()
-
-        def scrapes() -> list[float]:
-            doc = stack.query(f'up{{job="{JOB}"}}[30s]')
-            result = doc["data"]["result"] if doc.get("status") == "success" else []
-            return [float(t) for t, _ in result[0]["values"]] if result else []
-
-        def rules_healthy() -> bool:
-            groups = stack.get("/api/v1/rules")["data"]["groups"]
-            return bool(groups) and all(r["health"] == "ok" for grp in groups for r in grp["rules"])
-
-        def started() -> bool:
-            assert prom is not None and prom.poll() is None, f"prometheus exited:\n{log()}"
-            return len(scrapes()) >= 2 and rules_healthy()
-
-        _poll("Prometheus ready, 2 scrapes, healthy rules", started, 60, log)
-        # t0: the latest scrape, taken before phase 2 starts.
-        a.t0 = scrapes()[-1]
-        _run_phase(info, "measured", 2 * ROOT_COUNT, 2 * API_CALL_COUNT)
-        later = _poll(
-            f"{SCRAPES_IN_WINDOW} scrapes after t0",
-            lambda: [t for t in scrapes() if t > a.t0][SCRAPES_IN_WINDOW - 1 :],
-            30,
-            log,
-        )
-        a.t1 = later[0]
-        roots = f'sum({N.ROOTS.prom}{{job="{JOB}"}})'
-        assert _scalar(stack, roots, a.t0) == ROOT_COUNT  # t0 holds phase 1 only
-        # phase 2 complete two scrapes before t1, so the recording rules read at t1 (evaluated
-        # within the last second) saw all of it
-        t_minus_2 = [t for t in scrapes() if t < a.t1][-2]
-        assert _scalar(stack, roots, t_minus_2) == 2 * ROOT_COUNT, "phase 2 was slow to scrape"
-        # a rule evaluation after t1, so the one each panel reads at t1 is final
-        evaluated = f'max(timestamp({N.REC_OPERATION_REQUESTS.name}{{job="{JOB}"}}))'
-        _poll("a rule evaluation after t1",
-              lambda: _scalar(stack, evaluated, time.time()) > a.t1, 30, log)  # fmt: skip
+        _measure(a, prom, log.read_text)
         yield a
     finally:
         assert proc.stdin is not None
-        proc.stdin.close()
+        proc.stdin.close()  # the app exits when its stdin closes
+        if prom is not None:
+            prom.terminate()
         for p in (prom, proc):
             if p is None:
                 continue
-            if p is prom:
-                p.terminate()
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -335,6 +348,26 @@ def test_panel_query_returns_data_for_an_auto_instrumented_app(
         _exact_checks(app, panel["title"], results, run)
 
 
+def _prometheus_rate(app: App, selector: str) -> float:
+    """``sum(rate(selector[$__rate_interval]))`` at t1, from the raw samples, extrapolated as
+    Prometheus 2 does (promql/functions.go, extrapolatedRate; the counters never reset here)."""
+    window = int(builtins()["__rate_interval"].removesuffix("ms")) / 1000
+    doc = app.stack.query(f"{selector}[{window * 1000:.0f}ms]", app.t1)
+    total = 0.0
+    for series in doc["data"]["result"]:
+        (t0, v0), *_, (t1, v1) = [(float(t), float(v)) for t, v in series["values"]]
+        delta, sampled = v1 - v0, t1 - t0
+        average = sampled / (len(series["values"]) - 1)
+        to_start, to_end = t0 - (app.t1 - window), app.t1 - t1
+        if delta > 0 and v0 >= 0:  # a counter cannot be extrapolated below zero
+            to_start = min(to_start, sampled * v0 / delta)
+        extended = sampled
+        for gap in (to_start, to_end):
+            extended += gap if gap < 1.1 * average else average / 2
+        total += delta * extended / sampled / window
+    return total
+
+
 def _by(rows: Rows, *labels: str) -> dict[Any, float]:
     key: Callable[[dict[str, str]], Any] = (
         (lambda m: m[labels[0]]) if len(labels) == 1 else (lambda m: tuple(m[x] for x in labels))
@@ -375,11 +408,15 @@ def _exact_checks(app: App, title: str, res: dict[str, Rows], run: dict[str, str
         (rate,) = [v for _, v in res["A"]]
         assert rate == pytest.approx(app.per_second(ROOTS[str(root)]), rel=1e-9)
     elif title == "Mean root duration":
-        # the summed root time's increase over the phase / its roots, from the raw counter
-        dur = f'sum({N.ROOT_DURATION.prom}{{job="{JOB}",root_operation="{root}"}})'
-        spent = _scalar(app.stack, dur, app.t1) - _scalar(app.stack, dur, app.t0)
+        # A duration sum may not meet the "cannot have started from zero" condition (a phase
+        # can be much slower than the other), so compute both rates from the raw samples as
+        # Prometheus extrapolates them.
+        sel = f'{{job="{JOB}",root_operation="{root}"}}'
+        expected = _prometheus_rate(app, N.ROOT_DURATION.prom + sel) / _prometheus_rate(
+            app, N.ROOTS.prom + sel
+        )
         (mean,) = [v for _, v in res["A"]]
-        assert mean == pytest.approx(spent / ROOTS[str(root)], rel=1e-9)
+        assert mean == pytest.approx(expected, rel=1e-9)
     elif title == "Critical-path share per operation":
         shares = _by(res["A"], N.OPERATION)
         assert set(shares) == {app.op(o) for o in CRITICAL[str(root)]}
@@ -422,3 +459,16 @@ def _exact_checks(app: App, title: str, res: dict[str, Rows], run: dict[str, str
     elif title.startswith("Projected cost per day"):
         rows = res["A"]
         assert [m.get(N.API) for m, _ in rows] == ["openai"] and rows[0][1] > 0
+
+
+def test_measure_only_panels_name_panels_that_exist_and_say_why() -> None:
+    titles = {
+        (next(k for k, _, f in D.DASHBOARDS if f == file), p["title"]): p["description"]
+        for file, d in generated().items()
+        for p in panels(d)
+    }
+    docs = (REPO / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    for where, reason in D.MEASURE_ONLY_PANELS.items():
+        assert where in titles and where not in D.FAULT_ONLY_PANELS, where
+        assert "measure()" in reason and "measure()" in titles[where], where
+        assert f"| {where[1]} |" in docs, f"docs/dashboards.md does not list {where}"
