@@ -59,14 +59,17 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
     traffic = [
         timeseries(
             "Request rate",
-            "Finished operations per second (successes and errors), per operation.",
+            "Finished operations per second (successes and errors), per operation: measure() "
+            "calls and the spans of OpenTelemetry instrumentations (a route as "
+            "GET /items/{item_id}, an HTTP client call as GET host:port).",
             "reqps",
             [Q(sum_rate(by_op, count, ops), "{{operation}}")],
         ),
         timeseries(
             "Error %",
-            "Share of finished operations that raised, per operation. Operations without "
-            "errors show 0 %.",
+            "Share of finished operations that failed, per operation: a measure() call that "
+            "raised, a span with status ERROR, an HTTP 5xx (and a 4xx on a client span). "
+            "Operations without errors show 0 %.",
             "percent",
             [Q(error_percent(by_op, count, ops, N.OUTCOME), "{{operation}}")],
             thresholds=[{"color": "red", "value": 5}],
@@ -144,7 +147,7 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
         settings,
         "overview",
         "Per-operation request rate, errors, latency and throughput of services instrumented "
-        "with otelperf.",
+        "with otelperf: measure() calls and every instrumentation's spans.",
         variables,
         [
             ("Traffic and errors", traffic),
