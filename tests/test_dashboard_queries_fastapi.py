@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import otelperf.generate.dashboards as D
 from otelperf import _names as N
@@ -472,3 +473,36 @@ def test_measure_only_panels_name_panels_that_exist_and_say_why() -> None:
         assert where in titles and where not in D.FAULT_ONLY_PANELS, where
         assert "measure()" in reason and "measure()" in titles[where], where
         assert f"| {where[1]} |" in docs, f"docs/dashboards.md does not list {where}"
+
+
+# Recording rules that cannot hold data for this app, and why: a day's or an hour-old history
+# (a seconds-old Prometheus has none) and items (measure() only).
+RULES_WITHOUT_DATA = {
+    N.REC_OPERATION_P95_MEAN_1D.name: "averages the p95 over the day that ended an hour ago",
+    N.REC_OPERATION_P95_STDDEV_1D.name: "the same day's standard deviation",
+    "otelperf:api_cost_usd:projected_today": "reads yesterday's spend",
+    N.REC_OPERATION_ITEMS.name: "items are counted by measure() calls only",
+    N.REC_OPERATION_ITEMS_PER_BUSY_SECOND.name: "items are counted by measure() calls only",
+}
+# Written only in the first five minutes of a UTC day (and what reads them), so empty or not
+# depending on when the test runs.
+TIME_OF_DAY_RULES = {"otelperf:api_cost_usd:day_start", "otelperf:api_cost_usd:spent_today"}
+
+
+def test_recording_rules_cover_the_instrumented_operations(app: App) -> None:
+    """Every recording rule the alerts and panels build on holds series for the app's spans:
+    routes, HTTP client calls per host:port, the GenAI provider, the cache."""
+    doc = yaml.safe_load((REPO / "alert_rules" / "recording.yml").read_text(encoding="utf-8"))
+    records = [r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r]
+    assert set(RULES_WITHOUT_DATA) | TIME_OF_DAY_RULES <= set(records)
+    instrumented = set(app.requests())
+    for record in (r for r in records if r not in TIME_OF_DAY_RULES):
+        rows = _finite(app.stack.query(f'{record}{{job="{JOB}"}}', app.t1)["data"]["result"])
+        if record in RULES_WITHOUT_DATA:
+            assert not rows, f"{record} has data: drop it from RULES_WITHOUT_DATA"
+            continue
+        assert rows, f"{record}: no series for the auto-instrumented app"
+        ops = {m[N.OPERATION] for m, _ in rows if N.OPERATION in m}
+        assert ops <= instrumented | {app.op(o) for c in CRITICAL.values() for o in c}, record
+        if N.OPERATION in rows[0][0] and "error" not in record:
+            assert {ITEMS, "GET " + app.api("stub")} <= ops, (record, ops)
