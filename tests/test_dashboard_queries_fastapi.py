@@ -29,8 +29,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +41,7 @@ import otelperf.generate.dashboards as D
 from otelperf import _names as N
 from tests.apps import serve_panels
 from tests.conftest import require_binary
-from tests.scrape import scrape
+from tests.scrape import get, scrape
 from tests.test_dashboard_queries import Stack, builtins, resolve, substitute
 from tests.test_dashboards import generated, panels, used_variables, variables
 
@@ -146,20 +144,11 @@ def _poll(what: str, check: Callable[[], Any], timeout: float, log: Callable[[],
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{log()[-3000:]}")
 
 
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            resp.read()
-            return int(resp.status)
-    except urllib.error.HTTPError as err:
-        return int(err.code)
-
-
 def _run_phase(info: dict[str, Any], phase: str, roots: int, calls: int) -> None:
     """Send one phase's requests and wait until /metrics counts all of them (a server span
     ends after its response is sent)."""
     for path, status in workload(phase):
-        assert _get(f"http://127.0.0.1:{info['port']}{path}") == status, path
+        assert get(f"http://127.0.0.1:{info['port']}{path}")[0] == status, path
 
     def counted() -> bool:
         s = scrape(info["metrics_url"])
@@ -284,14 +273,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
                 p.wait()
 
 
-def _cases() -> list[Any]:
-    out = []
-    for file, d in generated().items():
-        key = next(k for k, _, f in D.DASHBOARDS if f == file)
-        for p in panels(d):
-            out.append(pytest.param(file, key, p, id=f"{key}:{p['title']}"))
-    return out
-
+CASES = [  # every panel of every dashboard, as (file, dashboard key, panel)
+    pytest.param(file, key, p, id=f"{key}:{p['title']}")
+    for key, _, file in D.DASHBOARDS
+    for p in panels(generated()[file])
+]
 
 Rows = list[tuple[dict[str, str], float]]
 
@@ -323,7 +309,7 @@ def _run(app: App, panel: dict[str, Any], values: dict[str, str | None]) -> dict
     return results
 
 
-@pytest.mark.parametrize(("file", "key", "panel"), _cases())
+@pytest.mark.parametrize(("file", "key", "panel"), CASES)
 def test_panel_query_returns_data_for_an_auto_instrumented_app(
     app: App, file: str, key: str, panel: dict[str, Any]
 ) -> None:
@@ -463,11 +449,7 @@ def _exact_checks(app: App, title: str, res: dict[str, Rows], run: dict[str, str
 
 
 def test_measure_only_panels_name_panels_that_exist_and_say_why() -> None:
-    titles = {
-        (next(k for k, _, f in D.DASHBOARDS if f == file), p["title"]): p["description"]
-        for file, d in generated().items()
-        for p in panels(d)
-    }
+    titles = {(key, p["title"]): p["description"] for _, key, p in (c.values for c in CASES)}
     docs = (REPO / "docs" / "dashboards.md").read_text(encoding="utf-8")
     for where, reason in D.MEASURE_ONLY_PANELS.items():
         assert where in titles and where not in D.FAULT_ONLY_PANELS, where
