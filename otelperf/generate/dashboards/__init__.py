@@ -38,6 +38,7 @@ __all__ = [
     "DATASOURCE_VAR",
     "DEFAULT_OUT",
     "FAULT_ONLY_PANELS",
+    "MEASURE_ONLY_PANELS",
     "DashboardSettings",
     "bottlenecks",
     "build_dashboards",
@@ -68,6 +69,22 @@ FAULT_ONLY_PANELS: frozenset[tuple[str, str]] = frozenset(
         ("resources", "Internal errors / s"),
     }
 )
+
+# Panels only measure() feeds, with the reason: empty for a service whose spans all come from
+# OpenTelemetry's instrumentations (every other panel shows their spans too).  The query proof
+# on an auto-instrumented FastAPI app expects exactly these to stay empty, so the list cannot
+# grow silently, and docs/dashboards.md repeats it.
+MEASURE_ONLY_PANELS: dict[tuple[str, str], str] = {
+    ("overview", "In flight"): "the in-flight gauge counts running measure() calls; the span "
+    "processor sees another instrumentation's span only when it ends",
+    ("overview", "Items / s"): "items are counted with op.add_items() on a measure() call; "
+    "instrumentations count none",
+    ("overview", "Bytes / s"): "bytes are counted with op.add_bytes() on a measure() call; "
+    "instrumentations count none",
+    ("bottlenecks", "CPU-bound vs waiting"): "thread CPU time is read around synchronous "
+    "measure() calls when CPU tracking is on (OTELPERF_TRACK_CPU=true); a span carries no CPU "
+    "time",
+}
 
 
 def build_dashboards(settings: DashboardSettings | None = None) -> dict[str, g.Dashboard]:

@@ -102,8 +102,9 @@ def bottlenecks(settings: DashboardSettings) -> g.Dashboard:
         timeseries(
             "CPU-bound vs waiting",
             "For operations on the root's critical path whose CPU time is measured "
-            "(synchronous ones): thread CPU time as a share of wall time, and the rest "
-            "(waiting on I/O, locks or the GIL).",
+            "(synchronous measure() calls with OTELPERF_TRACK_CPU=true; spans carry no CPU "
+            "time): thread CPU time as a share of wall time, and the rest (waiting on I/O, "
+            "locks or the GIL).",
             "percent",
             [
                 Q(cpu_share, "{{operation}} CPU"),

@@ -58,14 +58,16 @@ def cache_apis(settings: DashboardSettings) -> g.Dashboard:
     api_panels = [
         timeseries(
             "API calls / s",
-            "External API calls per second, per API and model.",
+            "External API calls per second, per API and model (an HTTP client's API is its "
+            f"server's host:port, its model {N.UNKNOWN_MODEL!r}).",
             "reqps",
             [Q(sum_rate(by_api_model, calls, apis), "{{api}} {{model}}")],
             w=8,
         ),
         timeseries(
             "API error %",
-            "Share of API calls that failed, per API and model. APIs without errors show 0 %.",
+            "Share of API calls that failed (error.type set, or an HTTP 5xx or 429 answer), "
+            "per API and model. APIs without errors show 0 %.",
             "percent",
             [Q(error_percent(by_api_model, calls, apis, N.OUTCOME), "{{api}} {{model}}")],
             w=8,
@@ -145,7 +147,9 @@ def cache_apis(settings: DashboardSettings) -> g.Dashboard:
         settings,
         "cache-apis",
         "Cache hit ratios and external API calls, errors, latency, tokens and cost, from "
-        "otelperf's record_cache() and api_call().",
+        "otelperf's record_cache() and api_call(), the client spans of any instrumentation "
+        "(HTTP clients as host:port, GenAI calls by provider and model) and spans carrying "
+        "otelperf.cache.name.",
         variables,
         [("Caches", cache_panels), ("External APIs", api_panels), ("Tokens and cost", cost_panels)],
     )

@@ -59,14 +59,17 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
     traffic = [
         timeseries(
             "Request rate",
-            "Finished operations per second (successes and errors), per operation.",
+            "Finished operations per second (successes and errors), per operation: measure() "
+            "calls and the spans of OpenTelemetry instrumentations (a route as "
+            "GET /items/{item_id}, an HTTP client call as GET host:port).",
             "reqps",
             [Q(sum_rate(by_op, count, ops), "{{operation}}")],
         ),
         timeseries(
             "Error %",
-            "Share of finished operations that raised, per operation. Operations without "
-            "errors show 0 %.",
+            "Share of finished operations that failed, per operation: a measure() call that "
+            "raised, a span with status ERROR, an HTTP 5xx (and a 4xx on a client span). "
+            "Operations without errors show 0 %.",
             "percent",
             [Q(error_percent(by_op, count, ops, N.OUTCOME), "{{operation}}")],
             thresholds=[{"color": "red", "value": 5}],
@@ -75,7 +78,8 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
     throughput = [
         timeseries(
             "In flight",
-            "Operations running right now (sampled at scrape time), per operation.",
+            "measure() calls running right now (sampled at scrape time), per operation. Spans "
+            "of other instrumentations are counted when they end, so they do not show here.",
             "short",
             [
                 Q(
@@ -87,14 +91,16 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
         ),
         timeseries(
             "Items / s",
-            "Items (rows, records) processed per second, as reported with op.add_items().",
+            "Items (rows, records) processed per second, as reported with op.add_items() on "
+            "measure() calls; empty for operations only instrumentations trace.",
             "suffix: items/s",
             [Q(sum_rate(by_op, N.OPERATION_ITEMS.prom, ops), "{{operation}}")],
             w=8,
         ),
         timeseries(
             "Bytes / s",
-            "Bytes processed per second, as reported with op.add_bytes().",
+            "Bytes processed per second, as reported with op.add_bytes() on measure() calls; "
+            "empty for operations only instrumentations trace.",
             "Bps",
             [Q(sum_rate(by_op, N.OPERATION_BYTES.prom, ops), "{{operation}}")],
             w=8,
@@ -141,7 +147,7 @@ def overview(settings: DashboardSettings) -> g.Dashboard:
         settings,
         "overview",
         "Per-operation request rate, errors, latency and throughput of services instrumented "
-        "with otelperf.",
+        "with otelperf: measure() calls and every instrumentation's spans.",
         variables,
         [
             ("Traffic and errors", traffic),
