@@ -23,7 +23,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import otelperf
-from otelperf.expose.endpoint import Limits
+from otelperf.expose.http1 import Limits
 from otelperf.expose.server import MetricsServer
 
 OPERATIONS = 200

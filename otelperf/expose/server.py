@@ -17,7 +17,8 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from otelperf.errors import ConfigError
-from otelperf.expose.endpoint import HTTPEndpoint, Limits
+from otelperf.expose.endpoint import HTTPEndpoint
+from otelperf.expose.http1 import Limits
 from otelperf.expose.webconfig import BasicAuth, WebConfig
 
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
