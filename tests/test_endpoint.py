@@ -272,3 +272,70 @@ def test_1000_idle_connections_leave_metrics_answering_within_a_second() -> None
         proc.kill()
         proc.wait()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class _Broken:
+    def collect(self) -> list[object]:
+        raise RuntimeError("a collector bug")
+
+
+def test_app_failure_is_a_500_and_the_endpoint_keeps_serving() -> None:
+    reg = CollectorRegistry()
+    broken = _Broken()
+    reg.register(broken)  # type: ignore[arg-type]
+    server = MetricsServer("127.0.0.1", 0, reg)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = _read_until_eof(s, 5)
+        assert data.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        reg.unregister(broken)  # type: ignore[arg-type]
+        assert _get("127.0.0.1", server.port, timeout=5) == b""
+    finally:
+        server.close()
+
+
+def test_pipelined_requests_oversized_heads_and_bodies() -> None:
+    server = MetricsServer("127.0.0.1", 0, CollectorRegistry(), limits=Limits(max_head=1024))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            last = b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 2 + last)
+            data = _read_until_eof(s, 5)
+        assert data.count(b"HTTP/1.1 200 OK\r\n") == 3
+        for request, status in (
+            (b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n", b"431"),
+            (b"GET /metrics HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", b"413"),
+            (b"POST /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", b"411"),
+            (b"GET /metrics HTTP/2.0\r\n\r\n", b"505"),
+        ):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+                s.sendall(request)
+                assert _read_until_eof(s, 5).startswith(b"HTTP/1.1 " + status)
+        # a small body is read and the connection stays usable
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"POST /metrics HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+                      b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")  # fmt: skip
+            data = _read_until_eof(s, 5)
+        assert data.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+        assert data.count(b"HTTP/1.1 200 OK\r\n") == 1
+    finally:
+        server.close()
+
+
+def test_past_max_connections_the_longest_idle_is_closed() -> None:
+    server = MetricsServer("127.0.0.1", 0, CollectorRegistry(),
+                           limits=Limits(max_connections=3))  # fmt: skip
+    idle = []
+    try:
+        for _ in range(3):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            time.sleep(0.05)  # a clear order of age
+        assert _get("127.0.0.1", server.port, timeout=2) == b""
+        assert _read_until_eof(idle[0], 2) == b""  # the oldest made room
+        idle[1].sendall(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert _read_until_eof(idle[1], 2).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        for s in idle:
+            s.close()
+        server.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import logging
 import queue
 import selectors
 import socket
@@ -47,6 +48,7 @@ from otelperf.expose.http1 import (
 PeerCheck = Callable[[dict[str, Any]], bool]
 
 
+_log = logging.getLogger("otelperf")
 _IDLE, _HANDSHAKE, _HEAD, _BUSY = range(4)
 _LISTEN, _WAKE = object(), object()
 
@@ -152,7 +154,8 @@ class _Connections:
 
     def _accept(self) -> None:
         for _ in range(64):
-            if len(self._conns) >= self.limits.max_connections and not self._evict():
+            full = len(self._conns) >= self.limits.max_connections
+            if full and all(c.state == _BUSY for c in self._conns.values()):
                 self._pause(None)  # every connection is busy: new ones wait in the backlog
                 return
             try:
@@ -167,6 +170,8 @@ class _Connections:
                         self._pause(time.monotonic() + 0.1)
                     return
                 return
+            if full:
+                self._evict()  # only for a connection that is really there
             self._open(sock, addr)
 
     def _open(self, sock: socket.socket, addr: Any) -> None:
@@ -356,6 +361,8 @@ class HTTPEndpoint(_Connections):
         except (OSError, ValueError):
             self._close(conn)
             return
+        if not self._accepting and self._resume_at == float("inf"):
+            self._unpause()  # it can be evicted now: accept again
         if conn.buf:  # a pipelined request arrived with the last one
             conn.state = _HEAD
             conn.deadline = time.monotonic() + self.limits.read_timeout
@@ -379,7 +386,13 @@ class HTTPEndpoint(_Connections):
         assert req is not None
         scheme = "https" if self._tls is not None else "http"
         environ = wsgi_environ(req, conn.addr, self.server_address, scheme)
-        conn.answer(respond(self._app, environ, req, self._extra), self.limits.write_timeout)
+        try:
+            payload = respond(self._app, environ, req, self._extra)
+        except Exception as exc:  # the app failed: say so, as wsgiref did, and close
+            _log.debug("otelperf: the metrics endpoint's app failed: %r", exc)
+            conn.refuse("500 Internal Server Error")
+            return False
+        conn.answer(payload, self.limits.write_timeout)
         return req.keep_alive
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -393,4 +406,7 @@ class HTTPEndpoint(_Connections):
             self._jobs.put(None)
         for w in self._workers:
             w.join(timeout=5)
+        for conn in list(self._returned) + list(self._conns.values()):
+            with contextlib.suppress(OSError):
+                conn.sock.close()
         self._release()

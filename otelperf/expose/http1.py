@@ -57,7 +57,7 @@ def parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
         raise BadRequest("400 Bad Request") from None
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         # HTTP/0.9 ("GET /metrics") and garbage: answered at once, not waited on
         raise BadRequest("400 Bad Request")
     if parts[2] not in ("HTTP/1.0", "HTTP/1.1"):
