@@ -288,6 +288,19 @@ def test_client_certificate_if_given_and_allowed_sans(pki: Path) -> None:
         assert not _ok(url, client_ctx(pki, "rogue"))  # given, so verified
     finally:
         t.shutdown()
+    # RequestClientCert verifies nothing (Go): served like NoClientCert, with or without one
+    t = otelperf.configure(prometheus_port=0, registry=CollectorRegistry(), set_global=False,
+                           web_config_file=web_file(pki, "web-request.yml", """
+tls_server_config:
+  cert_file: server.crt
+  key_file: server.key
+  client_auth_type: RequestClientCert
+"""))  # fmt: skip
+    try:
+        url = t.metrics_url or ""
+        assert _ok(url, client_ctx(pki, "client")) and _ok(url, client_ctx(pki))
+    finally:
+        t.shutdown()
     for allowed, expect in (("prometheus", True), ("someone-else", False)):
         cfg = _mtls(pki, f"  client_auth_type: RequireAndVerifyClientCert\n"
                          f"  client_allowed_sans: [{allowed}]")  # fmt: skip
@@ -317,6 +330,11 @@ BAD = [
      "tls_server_config.client_ca_file: required by RequireAndVerifyClientCert"),
     ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
      "  min_version: TLS14\n", "tls_server_config.min_version: 'TLS14'"),
+    ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+     "  client_auth_type: RequireAnyClientCert\n",
+     "tls_server_config.client_auth_type: RequireAnyClientCert (a certificate, not verified)"),
+    ("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+     "  client_ca_file: ca.crt\n", "tls_server_config.client_auth_type: NoClientCert with a"),
     ("basic_auth_users:\n  alice: plaintext-password\n",
      "basic_auth_users.alice: is not a bcrypt hash"),
     ("basic_auth_users:\n  alice: '$2y$99$" + "a" * 53 + "'\n",
