@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import logging
 import queue
 import selectors
 import socket
@@ -35,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from otelperf._core.warn import warn_once
 from otelperf.expose.http1 import (
     BadRequest,
     Limits,
@@ -48,7 +48,6 @@ from otelperf.expose.http1 import (
 PeerCheck = Callable[[dict[str, Any]], bool]
 
 
-_log = logging.getLogger("otelperf")
 _IDLE, _HANDSHAKE, _HEAD, _BUSY = range(4)
 _LISTEN, _WAKE = object(), object()
 
@@ -227,7 +226,7 @@ class _Connections:
         if not self._accepting and self._resume_at == float("inf"):
             self._unpause()
 
-    # --- handler threads --------------------------------------------------------------------
+    # --- after fork ---------------------------------------------------------------------------
     def abandon(self) -> None:
         """In a forked child (whose copy of the threads does not exist): close the inherited
         listening socket and connections, so the port frees and a client's kept-alive
@@ -389,7 +388,9 @@ class HTTPEndpoint(_Connections):
         try:
             payload = respond(self._app, environ, req, self._extra)
         except Exception as exc:  # the app failed: say so, as wsgiref did, and close
-            _log.debug("otelperf: the metrics endpoint's app failed: %r", exc)
+            # once per kind of failure: a broken collector fails every scrape
+            warn_once(("endpoint-500", type(exc).__name__),
+                      "otelperf: /metrics or /health failed (answered 500): %r", exc)  # fmt: skip
             conn.refuse("500 Internal Server Error")
             return False
         conn.answer(payload, self.limits.write_timeout)
