@@ -499,3 +499,22 @@ def test_gunicorn_takeover_keeps_tls_and_auth(pki: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_concurrent_uncached_checks_are_bounded(pki: Path) -> None:
+    import threading
+
+    auth = webconfig.BasicAuth({"prometheus": (pki / "hash").read_bytes()}, max_checks=1)
+    results: list[bool | None] = []
+    slow = threading.Thread(
+        target=lambda: results.append(auth.check(basic("prometheus", PASSWORD)))
+    )
+    slow.start()
+    time.sleep(0.05)  # the cost-12 check takes ~200+ ms: it holds the one slot now
+    t0 = time.monotonic()
+    assert auth.check(basic("prometheus", "guess")) is None  # 503 at once, no thread tied up
+    assert time.monotonic() - t0 < 0.05
+    slow.join()
+    assert results == [True]
+    assert auth.check(basic("prometheus", PASSWORD)) is True  # cached: no slot needed
+    assert auth.check(basic("prometheus", "guess")) is False
