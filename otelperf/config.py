@@ -209,6 +209,7 @@ class Settings:
     health_disk_threshold: float = DEFAULT_HEALTH_DISK_THRESHOLD
     process_memory_limit: int | None = None
     ignore_spans: tuple[str, ...] = DEFAULT_IGNORED_SPANS
+    web_config_file: str | None = None
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -233,6 +234,7 @@ def resolve(
     health_disk_threshold: float | None = None,
     process_memory_limit: int | str | None = None,
     ignore_spans: Iterable[str] | None = None,
+    web_config_file: str | os.PathLike[str] | None = None,
 ) -> Settings:
     """Resolve settings; arguments beat environment variables, which beat defaults.
 
@@ -319,6 +321,11 @@ def resolve(
     ignore = choose(ignore_spans, "ignore_spans", "OTELPERF_IGNORE_SPANS", parse_span_patterns,
                     DEFAULT_IGNORED_SPANS, _span_list)  # fmt: skip
 
+    # The file itself (TLS, users) is read where the server starts (otelperf.expose.webconfig):
+    # a bad file is a ConfigError from configure() all the same.
+    web_config = choose(web_config_file, "web_config_file", "OTELPERF_WEB_CONFIG_FILE",
+                        _path, None)  # fmt: skip
+
     return Settings(
         service_name=name,
         resource_attributes=tuple(sorted(attrs.items())),
@@ -334,7 +341,14 @@ def resolve(
         health_disk_threshold=thresholds["health_disk_threshold"],
         process_memory_limit=mem_limit,
         ignore_spans=ignore,
+        web_config_file=web_config,
     )
+
+
+def _path(value: object, source: str) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(os.fspath(value)).strip():
+        raise ConfigError(f"{source}={value!r} is not a file path")
+    return str(os.fspath(value))
 
 
 def _span_list(value: object, source: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ span-less records and api_call() spans go); this module connects them and owns t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from otelperf.derive.processor import BottleneckSpanProcessor
 from otelperf.derive.sampler import RecordEverythingSampler, attach, detach
 from otelperf.emit.pipeline import Pipeline, install
 from otelperf.errors import ConfigError
+from otelperf.expose import webconfig
 from otelperf.expose.health import HealthThresholds
 from otelperf.expose.resources import ResourceMonitor
 from otelperf.expose.server import MetricsServer, prometheus_reader
@@ -120,8 +122,14 @@ class Telemetry:
     def _start_server(self) -> None:
         s = self.settings
         health = self._resources.health if self._resources is not None else None
+        web = webconfig.load(s.web_config_file) if s.web_config_file is not None else None
         self._server = start(
-            s.prometheus_host, s.prometheus_port, self.registry, health, s.process_memory_limit
+            s.prometheus_host,
+            s.prometheus_port,
+            self.registry,
+            health,
+            s.process_memory_limit,
+            web,
         )
 
     def shutdown(self) -> None:
@@ -193,6 +201,7 @@ def configure(
     health_disk_threshold: float | None = None,
     process_memory_limit: int | str | None = None,
     ignore_spans: Iterable[str] | None = None,
+    web_config_file: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Set up otelperf once per process and serve /metrics; returns the :class:`Telemetry`.
 
@@ -220,6 +229,7 @@ def configure(
         health_disk_threshold=health_disk_threshold,
         process_memory_limit=process_memory_limit,
         ignore_spans=ignore_spans,
+        web_config_file=web_config_file,
     )
     key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
     with _lock:

@@ -1,25 +1,25 @@
 """The Prometheus reader and the HTTP server that serves /metrics and /health.
 
 /metrics is prometheus_client's own WSGI app (content negotiation for OpenMetrics, gzip,
-``name[]`` filters); this module only adds routing, /health, 404 and 405, and binding errors
-that name host:port.
+``name[]`` filters); this module only adds routing, /health, 404 and 405, basic auth from the
+web configuration file, and binding errors that name host:port.  The connections (timeouts,
+the handler pool, keep-alive, TLS) are otelperf.expose.endpoint's.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import socket
-import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from otelperf.errors import ConfigError
+from otelperf.expose.endpoint import HTTPEndpoint
+from otelperf.expose.http1 import Limits
+from otelperf.expose.webconfig import BasicAuth, WebConfig
 
 HealthCheck = Callable[[], tuple[int, dict[str, Any]]]
 StartResponse = Callable[..., Any]
@@ -40,25 +40,23 @@ class PortInUse(ConfigError):
     """The port is taken (EADDRINUSE); workers.py tells its own service from a stranger."""
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def make_app(registry: CollectorRegistry, health: HealthCheck | None) -> Callable[..., Any]:
-    """WSGI app: GET/HEAD /metrics and /health; other paths 404; other methods 405."""
+def make_app(
+    registry: CollectorRegistry, health: HealthCheck | None, auth: BasicAuth | None = None
+) -> Callable[..., Any]:
+    """WSGI app: GET/HEAD /metrics and /health; other paths 404; other methods 405; with
+    ``auth``, every path answers 401 (``WWW-Authenticate: Basic``) without valid credentials."""
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if auth is not None:
+            allowed = auth.check(environ.get("HTTP_AUTHORIZATION"))
+            if allowed is None:
+                return _plain(start_response, "503 Service Unavailable",
+                              b"too many credential checks at once, retry\n",
+                              [("Retry-After", "1")])  # fmt: skip
+            if not allowed:
+                return _plain(start_response, "401 Unauthorized", b"unauthorized\n",
+                              [("WWW-Authenticate", 'Basic realm="otelperf"')])  # fmt: skip
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         known = path == "/metrics" or (path == "/health" and health is not None)
@@ -95,16 +93,28 @@ def _plain(
 
 
 class MetricsServer:
-    """A running HTTP server; ``url`` is its /metrics address (with the real port for port 0)."""
+    """A running HTTP(S) server; ``url`` is its /metrics address (with the real port for port 0).
+
+    ``web``: the loaded web configuration file (TLS, basic auth, headers), or None for plain
+    HTTP without authentication.
+    """
 
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, health: HealthCheck | None = None
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        health: HealthCheck | None = None,
+        web: WebConfig | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        server_class: type[_Server] = _Server6 if ":" in host else _Server
+        auth = BasicAuth(web.users) if web is not None and web.users else None
+        tls = web.tls if web is not None else None
+        check = web.check_peer if web is not None and web.allowed_sans else None
         try:
-            self._httpd = make_server(
-                host, port, make_app(registry, health),
-                server_class=server_class, handler_class=_QuietHandler,
+            self._endpoint = HTTPEndpoint(
+                host, port, make_app(registry, health, auth), limits=limits, tls=tls,
+                check_peer=check, extra_headers=web.headers if web is not None else (),
             )  # fmt: skip
         except OSError as exc:
             error = PortInUse if exc.errno == errno.EADDRINUSE else ConfigError
@@ -114,25 +124,20 @@ class MetricsServer:
                 "for any free port)"
             ) from None
         self.host = host
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="otelperf-metrics", daemon=True
-        )
-        self._thread.start()
+        self.port = int(self._endpoint.server_address[1])
+        self.scheme = "https" if tls is not None else "http"
 
     @property
     def url(self) -> str:
-        return f"http://{hostport(self.host, self.port)}/metrics"
+        return f"{self.scheme}://{hostport(self.host, self.port)}/metrics"
 
     def abandon(self) -> None:
-        """In a forked child: close the inherited listening socket (the serving thread stayed
-        in the parent), so the port is free when the parent goes."""
-        self._httpd.server_close()
+        """In a forked child: close the inherited listening socket and connections (the
+        serving threads stayed in the parent), so the port is free when the parent goes."""
+        self._endpoint.abandon()
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._endpoint.close()
 
 
 def hostport(host: str, port: int) -> str:

@@ -36,6 +36,7 @@ from otelperf._core import fork
 from otelperf.errors import ConfigError
 from otelperf.expose import snapshot
 from otelperf.expose.server import HealthCheck, MetricsServer, PortInUse, hostport
+from otelperf.expose.webconfig import WebConfig
 
 try:  # POSIX record locks: owned by the process, so a forked child never inherits one held
     import fcntl
@@ -190,8 +191,12 @@ class SharedService:
         health: HealthCheck | None = None,
         memory_limit: int | None = None,
         root: str | None = None,
+        web: WebConfig | None = None,
     ) -> None:
         self.host, self.port = host, port
+        # whichever process serves (this one now, or after a takeover) serves the same TLS
+        # and users
+        self._web = web
         self.registry = registry
         self._health = health
         self._memory_limit = memory_limit
@@ -223,7 +228,8 @@ class SharedService:
     @property
     def url(self) -> str:
         """The service's /metrics address (served by whichever process holds the port)."""
-        return f"http://{hostport(self.host, self.port)}/metrics"
+        scheme = "https" if self._web is not None and self._web.tls is not None else "http"
+        return f"{scheme}://{hostport(self.host, self.port)}/metrics"
 
     @property
     def serving(self) -> bool:
@@ -254,7 +260,9 @@ class SharedService:
     def _try_serve(self, raise_foreign: bool) -> None:
         """Bind the port (under the directory lock), or stay a writer if the service has it."""
         try:
-            server = MetricsServer(self.host, self.port, self._merged, health=self.health)
+            server = MetricsServer(
+                self.host, self.port, self._merged, health=self.health, web=self._web
+            )
         except PortInUse:
             holder = (self.dir.read(SERVER) or {}).get("ident")
             if alive(holder) or not raise_foreign:
@@ -407,14 +415,15 @@ class _Merged(Collector):
 
 def start(
     host: str, port: int, registry: CollectorRegistry, health: HealthCheck | None,
-    memory_limit: int | None,
+    memory_limit: int | None, web: WebConfig | None = None,
 ) -> SharedService | MetricsServer:  # fmt: skip
     """Serve /metrics for the service on host:port: shared between its processes where the
-    platform allows (and the port is fixed), a plain server otherwise."""
+    platform allows (and the port is fixed), a plain server otherwise; ``web`` (TLS, users)
+    applies to whichever process serves."""
     if port == 0 or not supported():
-        return MetricsServer(host, port, registry, health=health)
+        return MetricsServer(host, port, registry, health=health, web=web)
     try:
-        return SharedService(host, port, registry, health, memory_limit)
+        return SharedService(host, port, registry, health, memory_limit, web=web)
     except PortInUse:
         raise
     except (OSError, ConfigError) as exc:
