@@ -51,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except (UserError, ConfigError) as exc:
-        print(f"otelperf {args.command}: error: {exc}", file=sys.stderr)
+        # One line whatever the input held: a lone surrogate (an undecodable byte of an
+        # argument) is shown escaped rather than failing the write of the error itself.
+        message = f"otelperf {args.command}: error: {exc}".encode("utf-8", "backslashreplace")
+        print(message.decode("utf-8"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
