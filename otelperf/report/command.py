@@ -166,7 +166,7 @@ def check_path(path: str, what: str) -> str:
 
 
 def shown(path: str) -> str:
-    """``path`` printable on any stream: an undecodable byte of a file name (a lone surrogate
+    r"""``path`` printable on any stream: an undecodable byte of a file name (a lone surrogate
     here) shown as its escape instead of failing the write.
 
     >>> shown("out/\udcff.csv")
