@@ -11,6 +11,7 @@ whole into memory.
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -332,3 +333,40 @@ def test_malformed_arguments_are_one_line_exit_2(argv: list[str], message: str, 
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in _one_line(err, argv[0])
+
+
+def test_https_dripping_stops_at_the_timeout(tmp_path, capsys, monkeypatch):
+    """The deadline holds over TLS too: a trusted certificate (openssl), a completed handshake,
+    then the body one byte at a time."""
+    import ssl
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    def talk(conn: socket.socket, stop: threading.Event) -> None:
+        BODY_DRIP(conn, stop)
+
+    class TLSServer(HostileServer):
+        def _serve(self, conn: socket.socket) -> None:
+            try:
+                tls = ctx.wrap_socket(conn, server_side=True)
+            except OSError:
+                return
+            super()._serve(tls)
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client's default context trusts it
+    server = TLSServer(talk)
+    url = server.url.replace("http://", "https://") + "/metrics"
+    try:
+        code, err, elapsed = _timed(capsys, "report", "--url", url, "--timeout", "1")
+    finally:
+        server.close()
+    assert code == 2 and elapsed < 1 + MARGIN, (elapsed, err)
+    assert f"--url {url} did not answer completely within 1 s" in _one_line(err, "report")
