@@ -370,3 +370,35 @@ def test_https_dripping_stops_at_the_timeout(tmp_path, capsys, monkeypatch):
         server.close()
     assert code == 2 and elapsed < 1 + MARGIN, (elapsed, err)
     assert f"--url {url} did not answer completely within 1 s" in _one_line(err, "report")
+
+
+def test_a_redirect_with_an_endless_body_is_not_read(capsys):
+    """urllib reads a redirect's body whole before following it: an endless one would fill the
+    memory until the deadline."""
+
+    def gone(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    target = HostileServer(gone)
+
+    def talk(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: %s/metrics\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" % target.url.encode())  # fmt: skip
+        block = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+        for _ in range(300_000_000 // 65536):  # 300 MB of redirect body
+            if stop.is_set():
+                return
+            conn.sendall(block)
+
+    server = HostileServer(talk)
+    tracemalloc.start()
+    try:
+        code, err, elapsed = _timed(capsys, "report", "--url", server.url, "--timeout", "5")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        server.close()
+        target.close()
+    assert code == 2 and elapsed < 2, elapsed
+    assert f"--url {server.url} answered HTTP 404 Not Found" in _one_line(err, "report")
+    assert peak < 4 * 2**20, peak

@@ -154,6 +154,17 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return super().do_open(conn, req, **kw)
 
 
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Redirects as urllib follows them, except that the redirect's own body is not read:
+    urllib reads it whole (``fp.read()``) before following, which no limit would bound."""
+
+    def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
+        fp.close()  # a closed response reads as b""
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
 def _opener(deadline: Deadline) -> urllib.request.OpenerDirector:
     # Only HTTP(S), with the environment's proxies and redirects as urlopen() has them; no
     # FTP or file handler, so a redirect cannot leave the deadline.
@@ -162,7 +173,7 @@ def _opener(deadline: Deadline) -> urllib.request.OpenerDirector:
         urllib.request.ProxyHandler(),
         _HTTPHandler(deadline),
         _HTTPSHandler(deadline),
-        urllib.request.HTTPRedirectHandler(),
+        _RedirectHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
         urllib.request.HTTPErrorProcessor(),
     ):
