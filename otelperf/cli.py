@@ -44,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """``message`` as one printable line whatever the input it quotes held: a newline, a
+    terminal escape or a lone surrogate (an undecodable byte of an argument, which would fail
+    the write itself) is shown as its Python escape (``\\n``, ``\\x1b``, ``\\udcff``).
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otelperf`` console script."""
     parser = build_parser()
@@ -51,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except (UserError, ConfigError) as exc:
-        print(f"otelperf {args.command}: error: {exc}", file=sys.stderr)
+        print(one_line(f"otelperf {args.command}: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import sys
@@ -69,6 +70,7 @@ class DemoConfig:
 
 
 def validate(cfg: DemoConfig) -> DemoConfig:
+    """``cfg`` if its knobs are usable; else a ConfigError naming the flag."""
     parse_float(cfg.error_rate, "--error-rate", low=0.0, high=1.0)
     if cfg.slow is not None and cfg.slow not in (ROOT, *STAGES):
         raise ConfigError(
@@ -247,28 +249,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from otelperf.telemetry import configure
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's command line, checked (:func:`options`)."""
 
-    out = out or sys.stdout
+    cfg: DemoConfig
+    duration: float | None
+    interval: float
+    port: int | None
+    host: str | None
+    service: str
+
+
+# The longest --duration, --fault-seconds and --summary-interval: a year; past that a number is
+# a typo, not a demo.
+MAX_SECONDS = 365 * 86400.0
+
+
+def _text(value: str | None, source: str) -> str | None:
+    # A lone surrogate (an argument that was not valid UTF-8) cannot be a host or a resource
+    # attribute: refused here, naming the flag, instead of failing deep in a socket call.
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{source}={value!r} is not valid text (not UTF-8)") from None
+    if not value.strip() or not value.isprintable():
+        raise ConfigError(f"{source}={value!r} must be non-empty printable text")
+    return value
+
+
+def options(args: argparse.Namespace) -> DemoOptions:
+    """Every flag of ``otelperf demo`` parsed and checked, nothing started: a bad value is a
+    ConfigError naming the flag."""
+
+    def seconds(value: str | None, source: str, low: float = 0.0) -> float | None:
+        return None if value is None else parse_float(value, source, low=low, high=MAX_SECONDS)
+
     cfg = validate(
         DemoConfig(
             error_rate=parse_float(args.error_rate, "--error-rate", low=0.0, high=1.0),
             slow=args.slow,
             workers=parse_int(args.workers, "--workers", low=1, high=256),
-            fault_seconds=None
-            if args.fault_seconds is None
-            else parse_float(args.fault_seconds, "--fault-seconds"),
+            fault_seconds=seconds(args.fault_seconds, "--fault-seconds"),
         )
     )
-    duration = None if args.duration is None else parse_float(args.duration, "--duration")
-    interval = parse_float(args.summary_interval, "--summary-interval", low=0.1)
-    port = None if args.port is None else parse_int(args.port, "--port", low=0, high=65535)
-    import os
+    return DemoOptions(
+        cfg=cfg,
+        duration=seconds(args.duration, "--duration"),
+        interval=parse_float(
+            args.summary_interval, "--summary-interval", low=0.1, high=MAX_SECONDS
+        ),
+        port=None if args.port is None else parse_int(args.port, "--port", low=0, high=65535),
+        host=_text(args.host, "--host"),
+        service=_text(args.service_name, "--service-name")
+        or os.environ.get("OTEL_SERVICE_NAME")
+        or "otelperf-demo",
+    )
 
-    service = args.service_name or os.environ.get("OTEL_SERVICE_NAME") or "otelperf-demo"
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from otelperf.telemetry import configure
+
+    out = out or sys.stdout
+    opts = options(args)
+    cfg, duration, interval, port = opts.cfg, opts.duration, opts.interval, opts.port
+    service = opts.service
     # The demo opts in to per-operation CPU so dashboards show CPU-bound vs waiting stages.
-    telemetry = configure(service_name=service, prometheus_host=args.host, track_cpu=True,
+    telemetry = configure(service_name=service, prometheus_host=opts.host, track_cpu=True,
                           prometheus_port=port)  # fmt: skip
     set_api_price(LLM_API, LLM_MODEL, input_per_million_usd=LLM_PRICE[0],
                   output_per_million_usd=LLM_PRICE[1])  # fmt: skip

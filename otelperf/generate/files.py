@@ -16,6 +16,7 @@ timestamps and the output is the same on every run.  Errors are :class:`UserErro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ class Comparison:
 def output_dir(out: str | Path) -> Path:
     """``--out`` as a Path; a UserError if it exists and is not a directory."""
     path = Path(out)
+    try:
+        os.fsencode(path)  # a lone surrogate or a NUL: no file system can hold the name
+        if "\0" in str(path):
+            raise ValueError("embedded null byte")
+    except ValueError as exc:
+        raise UserError(f"--out={str(out)!r:.200}: unusable: {exc}") from None
     try:
         if path.exists() and not path.is_dir():
             raise UserError(f"--out={str(out)!r} is not a directory")

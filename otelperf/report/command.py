@@ -16,8 +16,14 @@ from otelperf.generate.promql import duration_seconds
 from otelperf.generate.rules import load_config
 from otelperf.report.build import build_report
 from otelperf.report.model import CSV_TABLES, ReportData, Source, resource_limits
-from otelperf.report.sources.endpoint import reason, totals_from_url
-from otelperf.report.sources.prometheus import parse_time, parse_window, totals_from_prometheus
+from otelperf.report.sources.endpoint import totals_from_url
+from otelperf.report.sources.fetch import MAX_TIMEOUT_SECONDS, reason
+from otelperf.report.sources.prometheus import (
+    parse_job,
+    parse_time,
+    parse_window,
+    totals_from_prometheus,
+)
 from otelperf.thresholds import Thresholds
 
 
@@ -78,9 +84,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Build the report from ``--url`` or ``--prometheus`` and print or write it."""
     out = out or sys.stdout
     top = parse_int(args.top, "--top", low=0)
-    timeout = parse_float(args.timeout, "--timeout", low=0.001)
+    timeout = parse_float(args.timeout, "--timeout", low=0.001, high=MAX_TIMEOUT_SECONDS)
     if args.out is not None and args.format != "csv":
         raise UserError("--out is only for --format csv (json and text go to stdout)")
+    job = parse_job(args.job)
+    if args.out is not None:
+        check_path(args.out, "--out")
     # Read before any request: a bad file is a mistake to report without waiting on a network.
     thresholds = load_thresholds(args.config) if args.config is not None else None
     if args.url is not None:
@@ -92,8 +101,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         window = parse_window(args.window)
         at = parse_time(args.at) if args.at is not None else time.time()
-        totals = totals_from_prometheus(args.prometheus, window, args.job, at, timeout)
-        source = Source("prometheus", args.prometheus, window, args.job, at,
+        totals = totals_from_prometheus(args.prometheus, window, job, at, timeout)
+        source = Source("prometheus", args.prometheus, window, job, at,
                         window_seconds=float(duration_seconds(window)),
                         data_seconds=totals.seconds)  # fmt: skip
     # The health thresholds of this environment (OTELPERF_HEALTH_*), as /health would use them.
@@ -109,7 +118,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             out.write(report.to_csv("operations"))
         else:
             for name, path in write_csv(report, args.out).items():
-                print(f"wrote {path} ({name})", file=out)
+                print(f"wrote {shown(path)} ({name})", file=out)
     else:
         out.write(report.to_text(color=_use_color(out)))
     return 0
@@ -127,8 +136,10 @@ def write_csv(report: ReportData, directory: str) -> dict[str, str]:
     """Write one ``<table>.csv`` per table into ``directory``; returns table -> path."""
     try:
         os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {directory}: cannot create the directory ({reason(exc)})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a name the file system cannot encode
+        raise UserError(
+            f"--out={directory!r}: cannot create the directory ({reason(exc)})"
+        ) from None
     paths: dict[str, str] = {}
     for name in CSV_TABLES:
         path = os.path.join(directory, f"{name}.csv")
@@ -136,9 +147,32 @@ def write_csv(report: ReportData, directory: str) -> dict[str, str]:
             with open(path, "w", encoding="utf-8", newline="") as fh:
                 fh.write(report.to_csv(name))
         except OSError as exc:
-            raise UserError(f"--out {directory}: cannot write {path} ({reason(exc)})") from None
+            raise UserError(f"--out={directory!r}: cannot write {path!r} ({reason(exc)})") from None
         paths[name] = path
     return paths
+
+
+def check_path(path: str, what: str) -> str:
+    """``path`` if the file system can encode it (checked before any request); else a
+    UserError naming ``what``."""
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise UserError(f"{what}={path!r} is not a usable path (not encodable as a file "
+                        "name)") from None  # fmt: skip
+    if "\0" in path:
+        raise UserError(f"{what}={path!r} is not a usable path (a NUL character)")
+    return path
+
+
+def shown(path: str) -> str:
+    r"""``path`` printable on any stream: an undecodable byte of a file name (a lone surrogate
+    here) shown as its escape instead of failing the write.
+
+    >>> shown("out/\udcff.csv")
+    'out/\\udcff.csv'
+    """
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _use_color(stream: TextIO) -> bool:

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from otelperf.config import parse_float
 from otelperf.errors import UserError
+from otelperf.report.command import check_path, shown
 from otelperf.report.compare.inputs import parse_range, side_from_file, side_from_prometheus
 from otelperf.report.compare.model import (
     DEFAULT_ALPHA,
@@ -23,8 +24,8 @@ from otelperf.report.compare.model import (
     compare,
 )
 from otelperf.report.compare.text import to_text
-from otelperf.report.sources.endpoint import reason
-from otelperf.report.sources.prometheus import PrometheusClient
+from otelperf.report.sources.fetch import MAX_TIMEOUT_SECONDS, reason
+from otelperf.report.sources.prometheus import PrometheusClient, parse_job
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +94,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def sides(args: argparse.Namespace) -> tuple[Side, Side]:
     """The baseline and the candidate, from two files or two Prometheus windows."""
-    timeout = parse_float(args.timeout, "--timeout", low=0.001)
+    timeout = parse_float(args.timeout, "--timeout", low=0.001, high=MAX_TIMEOUT_SECONDS)
     if args.prometheus is None:
         for opt in ("job", "baseline", "candidate"):
             if getattr(args, opt) is not None:
@@ -113,10 +114,11 @@ def sides(args: argparse.Namespace) -> tuple[Side, Side]:
             raise UserError(f"--prometheus needs --{opt} START..END")
     b_start, b_end = parse_range(args.baseline, "--baseline")
     c_start, c_end = parse_range(args.candidate, "--candidate")
+    job = parse_job(args.job)
     client = PrometheusClient(args.prometheus, timeout)
     return (
-        side_from_prometheus(client, args.job, b_start, b_end, "--baseline"),
-        side_from_prometheus(client, args.job, c_start, c_end, "--candidate"),
+        side_from_prometheus(client, job, b_start, b_end, "--baseline"),
+        side_from_prometheus(client, job, c_start, c_end, "--candidate"),
     )
 
 
@@ -125,6 +127,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     if args.out is not None and args.format != "csv":
         raise UserError("--out is only for --format csv (json and text go to stdout)")
+    if args.out is not None:
+        check_path(args.out, "--out")
     settings = settings_from(args)
     baseline, candidate = sides(args)
     result = compare(baseline, candidate, settings)
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             out.write(result.to_csv())
         else:
             path = write_csv(result.to_csv(), args.out)
-            print(f"wrote {path} (operations)", file=out)
+            print(f"wrote {shown(path)} (operations)", file=out)
     else:
         out.write(to_text(result, color=_use_color(out)))
     return 1 if result.regressed else 0
@@ -148,8 +152,8 @@ def write_csv(text: str, directory: str) -> str:
         os.makedirs(directory, exist_ok=True)
         with open(path, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-    except OSError as exc:
-        raise UserError(f"--out {directory}: cannot write {path} ({reason(exc)})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a name the file system cannot encode
+        raise UserError(f"--out={directory!r}: cannot write {path!r} ({reason(exc)})") from None
     return path
 
 

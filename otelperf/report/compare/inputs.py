@@ -11,9 +11,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from otelperf.errors import UserError
+from otelperf.generate.promql import MAX_DURATION_SECONDS
 from otelperf.report.compare.model import Histogram, Side
 from otelperf.report.model import Totals
-from otelperf.report.sources.endpoint import reason
+from otelperf.report.sources.fetch import reason
 from otelperf.report.sources.prometheus import (
     PrometheusClient,
     keep_what_moved,
@@ -41,6 +42,8 @@ def parse_range(text: str, what: str) -> tuple[float, float]:
     end = parse_time(end_text, f"{what} END")
     if end - start < 0.001:
         raise UserError(f"{what}={text!r}: END must be after START")
+    if end - start > MAX_DURATION_SECONDS:
+        raise UserError(f"{what}={text!r} is out of range: Prometheus refuses a range over 292y")
     return start, end
 
 
@@ -91,7 +94,7 @@ def side_from_file(path: str, what: str) -> Side:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a name it cannot encode
         raise UserError(f"{what} {path}: cannot read it ({reason(exc)})") from None
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
@@ -109,8 +112,10 @@ def side_from_file(path: str, what: str) -> Side:
         if name in ops:
             raise UserError(f"{what} {path}: operation {name!r} appears twice")
         ops[name] = hist
-    source = {"kind": "file", "path": path, "report_source": doc.get("source")}
-    return Side(path, source, ops)
+    # A file name with undecodable bytes (lone surrogates) would fail the output's write.
+    shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    source = {"kind": "file", "path": shown, "report_source": doc.get("source")}
+    return Side(shown, source, ops)
 
 
 def _number(x: Any) -> float | None:

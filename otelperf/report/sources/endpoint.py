@@ -7,11 +7,8 @@ Prometheus source queries.
 
 from __future__ import annotations
 
-import http.client
 import math
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +26,7 @@ from otelperf.report.model import (
     resource_limits,
 )
 from otelperf.report.rendering import Report
+from otelperf.report.sources.fetch import fetch
 from otelperf.report.sources.series import BUCKETS, SERIES, START_TIME, Series
 from otelperf.thresholds import Thresholds
 
@@ -93,32 +91,18 @@ def from_registry(
 
 
 def fetch_text(url: str, what: str, timeout: float = 10.0) -> str:
-    """GET ``url`` as text; any failure becomes a one-line UserError naming ``what``."""
-    if not url.startswith(("http://", "https://")):
-        raise UserError(f"{what}={url!r} is not an http:// or https:// URL")
-    req = urllib.request.Request(url, headers={"Accept": "text/plain;version=0.0.4"})
+    """GET ``url`` as text within ``timeout`` seconds overall and
+    :data:`~otelperf.report.sources.fetch.MAX_BODY_BYTES`; any failure becomes a one-line
+    UserError naming ``what``."""
+    answer = fetch(url, what, timeout, headers={"Accept": "text/plain;version=0.0.4"})
+    if not 200 <= answer.status < 300:
+        raise UserError(f"{what} {url} answered HTTP {answer.status} {answer.reason}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body: bytes = resp.read()
-    except urllib.error.HTTPError as exc:
-        raise UserError(f"{what} {url} answered HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise UserError(f"cannot reach {what} {url}: {reason(exc.reason)}") from None
-    except (OSError, ValueError, http.client.HTTPException) as exc:  # timeouts, resets
-        raise UserError(f"cannot reach {what} {url}: {reason(exc)}") from None
-    try:
-        return body.decode("utf-8")
+        return answer.body.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(
             f"{what} {url} did not return Prometheus metrics (not UTF-8 text)"
         ) from None
-
-
-def reason(exc: object) -> str:
-    """What went wrong, for a one-line message: an OSError's strerror, else its text."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 def totals_from_url(url: str, timeout: float = 10.0) -> Totals:

@@ -11,25 +11,25 @@ through the same :data:`~otelperf.report.sources.series.SERIES` rows.
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import datetime
 from typing import Any
 
 from otelperf import _names as N
 from otelperf.errors import UserError
 from otelperf.generate import promql as P
+from otelperf.generate.promql import MAX_DURATION_SECONDS, is_duration
 from otelperf.generate.promql import duration_seconds as window_seconds
-from otelperf.generate.promql import is_duration
 from otelperf.report.model import RESOURCE_METRICS, Totals
-from otelperf.report.sources.endpoint import reason
+from otelperf.report.sources.fetch import check_timeout, check_url, fetch
 from otelperf.report.sources.series import BUCKETS, SERIES, Series
 
 QUANTILES = (0.5, 0.95, 0.99)
+# The last second a datetime (and RFC 3339) can write, 9999-12-31T23:59:59Z: the report prints
+# the window's end, and a later one means a typo, not an incident.
+MAX_TIME = 253402300799.0
 
 
 def parse_window(text: str) -> str:
@@ -44,7 +44,22 @@ def parse_window(text: str) -> str:
         raise UserError(
             f"--window={text!r} is not a Prometheus duration like 30m, 1h, 7d or 1500ms"
         )
+    if window_seconds(t) > MAX_DURATION_SECONDS:
+        raise UserError(f"--window={text!r} is out of range: Prometheus refuses a duration over "
+                        "292y")  # fmt: skip
     return t
+
+
+def parse_job(text: str | None, what: str = "--job") -> str | None:
+    """A job label value: any text Prometheus can hold (UTF-8), or None for every job."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{what}={text!r} is not valid text (a lone surrogate: the name was "
+                        "not valid UTF-8)") from None  # fmt: skip
+    return text
 
 
 def parse_time(text: str, what: str = "--at") -> float:
@@ -60,48 +75,43 @@ def parse_time(text: str, what: str = "--at") -> float:
             raise UserError(
                 f"{what}={text!r} is neither Unix seconds nor an RFC 3339 time"
             ) from None
-    if not math.isfinite(x) or x < 0:
-        raise UserError(f"{what}={text!r} is not a valid time")
+        except (OverflowError, OSError):  # year 1 or 9999 shifted past the range by its offset
+            x = math.inf
+    if not math.isfinite(x) or not 0 <= x <= MAX_TIME:
+        raise UserError(f"{what}={text!r} is not a valid time (it must be between 1970-01-01 "
+                        "and 9999-12-31)")  # fmt: skip
     return x
 
 
 class PrometheusClient:
-    """Instant queries over HTTP; every failure is a one-line error naming the server."""
+    """Instant queries over HTTP, each within ``timeout`` seconds overall and
+    :data:`~otelperf.report.sources.fetch.MAX_BODY_BYTES`; every failure is a one-line error
+    naming the server."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise UserError(f"--prometheus={base_url!r} is not an http:// or https:// URL")
+        check_url(base_url, "--prometheus")
         self.base = base_url.rstrip("/")
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
 
     def query(self, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
         """``[(labels, value)]`` of an instant vector query at ``at``."""
         body = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"}).encode()
-        req = urllib.request.Request(
-            self.base + "/api/v1/query", data=body,
+        answer = fetch(
+            self.base + "/api/v1/query", "--prometheus", self.timeout, data=body,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )  # fmt: skip
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
+        raw = answer.body
+        if not 200 <= answer.status < 300:
             doc = _json(raw)
             if doc is not None and doc.get("status") == "error":
                 raise UserError(
                     f"Prometheus at {self.base} rejected a query ({doc.get('errorType', 'error')}"
                     f": {doc.get('error', '')}); query was: {promql}"
-                ) from None
+                )
             raise UserError(
-                f"--prometheus {self.base} answered HTTP {exc.code} {exc.reason} on "
+                f"--prometheus {self.base} answered HTTP {answer.status} {answer.reason} on "
                 "/api/v1/query (is it a Prometheus server?)"
-            ) from None
-        except urllib.error.URLError as exc:
-            raise UserError(
-                f"cannot reach --prometheus {self.base}: {reason(exc.reason)}"
-            ) from None
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            raise UserError(f"cannot reach --prometheus {self.base}: {reason(exc)}") from None
+            )
         doc = _json(raw)
         if doc is None or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):
             raise UserError(
@@ -121,7 +131,7 @@ class PrometheusClient:
         return out
 
 
-def _json(raw: bytes) -> dict[str, Any] | None:
+def _json(raw: bytes | bytearray) -> dict[str, Any] | None:
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
