@@ -21,6 +21,12 @@ T = TypeVar("T")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
 DEFAULT_MAX_OPERATIONS = 1000
+# The span processor's trace table (docs/processor.md "Memory"): local roots tracked at once,
+# spans held per root, and how long an unfinished root is kept.  Together with the processor's
+# global cap on held spans (200,000) they bound its worst case to about 60 MB.
+DEFAULT_MAX_TRACES_IN_FLIGHT = 10000
+DEFAULT_MAX_SPANS_PER_TRACE = 1000
+DEFAULT_TRACE_TTL_SECONDS = 60.0
 # /health: host ratios above these are "degraded" (see docs/metrics.md#health).
 DEFAULT_HEALTH_CPU_THRESHOLD = 0.8
 DEFAULT_HEALTH_MEMORY_THRESHOLD = 0.8
@@ -209,6 +215,9 @@ class Settings:
     health_disk_threshold: float = DEFAULT_HEALTH_DISK_THRESHOLD
     process_memory_limit: int | None = None
     ignore_spans: tuple[str, ...] = DEFAULT_IGNORED_SPANS
+    max_traces_in_flight: int = DEFAULT_MAX_TRACES_IN_FLIGHT
+    max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE
+    trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -233,6 +242,9 @@ def resolve(
     health_disk_threshold: float | None = None,
     process_memory_limit: int | str | None = None,
     ignore_spans: Iterable[str] | None = None,
+    max_traces_in_flight: int | None = None,
+    max_spans_per_trace: int | None = None,
+    trace_ttl_seconds: float | None = None,
 ) -> Settings:
     """Resolve settings; arguments beat environment variables, which beat defaults.
 
@@ -240,6 +252,8 @@ def resolve(
     0
     """
     env = os.environ if env is None else env
+    if not isinstance(start_server, bool):
+        raise ConfigError(f"start_server={start_server!r} is not a boolean: pass True or False")
 
     attrs: dict[str, str] = {}
     raw_attrs = _env(env, "OTEL_RESOURCE_ATTRIBUTES")
@@ -282,8 +296,19 @@ def resolve(
     def positive(v: Any, src: str) -> int:
         return parse_int(v, src, low=1)
 
-    def truthy(v: Any, src: str) -> bool:
-        return bool(v)  # arguments as given; variables are parsed as OTel booleans
+    def strict_bool(v: Any, src: str) -> bool:
+        # Arguments must be real booleans: bool("false") is True, so a string (or 0/1, None
+        # from a template) would silently mean the opposite of what it says.  Variables are
+        # strings by nature and are parsed as OTel booleans instead.
+        if not isinstance(v, bool):
+            raise ConfigError(f"{src}={v!r} is not a boolean: pass True or False")
+        return v
+
+    def ttl_(v: Any, src: str) -> float:
+        x = parse_float(v, src, low=0.0, high=86400.0)
+        if x <= 0:
+            raise ConfigError(f"{src}={v!r} is out of range: it must be a number of seconds > 0")
+        return x
 
     def ratio(v: Any, src: str) -> float:
         try:
@@ -293,14 +318,15 @@ def resolve(
 
     port = choose(prometheus_port, "prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", port_,
                   DEFAULT_PORT)  # fmt: skip
-    disabled = choose(disabled, "disabled", "OTEL_SDK_DISABLED", parse_bool, False, truthy)
+    disabled = choose(disabled, "disabled", "OTEL_SDK_DISABLED", parse_bool, False, strict_bool)
     max_ops = choose(max_operations, "max_operations", "OTELPERF_MAX_OPERATIONS", positive,
                      DEFAULT_MAX_OPERATIONS)  # fmt: skip
     buckets = choose(duration_buckets, "duration_buckets", "OTELPERF_DURATION_BUCKETS",
                      parse_buckets, DEFAULT_DURATION_BUCKETS)  # fmt: skip
     # Opt-in: two thread-CPU clock reads are a system call each (~1.5 us per operation,
     # BENCHMARKS.md), which the overhead goal has no room for.
-    track_cpu = choose(track_cpu, "track_cpu", "OTELPERF_TRACK_CPU", parse_bool, False, truthy)
+    track_cpu = choose(track_cpu, "track_cpu", "OTELPERF_TRACK_CPU", parse_bool, False,
+                       strict_bool)  # fmt: skip
     thresholds = {
         arg: choose(value, arg, var, ratio, default)
         for arg, var, value, default in (
@@ -318,13 +344,21 @@ def resolve(
     # meant as ["health"], and a bare string iterates as its characters.
     ignore = choose(ignore_spans, "ignore_spans", "OTELPERF_IGNORE_SPANS", parse_span_patterns,
                     DEFAULT_IGNORED_SPANS, _span_list)  # fmt: skip
+    # The processor's trace table (docs/processor.md "Memory").
+    max_traces = choose(max_traces_in_flight, "max_traces_in_flight",
+                        "OTELPERF_MAX_TRACES_IN_FLIGHT", positive,
+                        DEFAULT_MAX_TRACES_IN_FLIGHT)  # fmt: skip
+    max_spans = choose(max_spans_per_trace, "max_spans_per_trace", "OTELPERF_MAX_SPANS_PER_TRACE",
+                       positive, DEFAULT_MAX_SPANS_PER_TRACE)  # fmt: skip
+    ttl = choose(trace_ttl_seconds, "trace_ttl_seconds", "OTELPERF_TRACE_TTL_SECONDS", ttl_,
+                 DEFAULT_TRACE_TTL_SECONDS)  # fmt: skip
 
     return Settings(
         service_name=name,
         resource_attributes=tuple(sorted(attrs.items())),
         prometheus_host=host,
         prometheus_port=port,
-        start_server=bool(start_server),
+        start_server=start_server,
         disabled=bool(disabled),
         max_operations=max_ops,
         duration_buckets=buckets,
@@ -334,6 +368,9 @@ def resolve(
         health_disk_threshold=thresholds["health_disk_threshold"],
         process_memory_limit=mem_limit,
         ignore_spans=ignore,
+        max_traces_in_flight=max_traces,
+        max_spans_per_trace=max_spans,
+        trace_ttl_seconds=ttl,
     )
 
 

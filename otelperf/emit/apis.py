@@ -29,6 +29,7 @@ from otelperf import _names as N
 from otelperf._core import sinks
 from otelperf._core.warn import Once
 from otelperf.emit.checks import check_count, check_money, check_name
+from otelperf.emit.pipeline import INTERRUPTIONS
 
 _log = logging.getLogger("otelperf")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,7 +70,10 @@ def record_cache(cache: str, hit: bool) -> None:
     if p is None:
         _no_sink("record_cache")
         return
-    p.count_cache(cache, hit)
+    try:
+        p.count_cache(cache, hit)
+    except Exception as exc:  # otelperf's own failure: counted, never into the application
+        p.errors.error("apis", exc)
 
 
 def _check_model(func: str, model: object) -> str:
@@ -117,10 +121,13 @@ def record_api_call(
     if p is None:
         _no_sink(f)
         return
-    p.count_api(
-        api, m, bool(error), dur, input_tokens, output_tokens, cost, cached_input_tokens,
-        reasoning_tokens,
-    )  # fmt: skip
+    try:
+        p.count_api(
+            api, m, bool(error) and not isinstance(error, INTERRUPTIONS), dur, input_tokens, output_tokens, cost, cached_input_tokens,
+            reasoning_tokens,
+        )  # fmt: skip
+    except Exception as exc:  # otelperf's own failure: counted, never into the application
+        p.errors.error("apis", exc)
 
 
 def check_part(func: str, arg: str, value: object, whole_arg: str, whole: int) -> int:
@@ -223,6 +230,10 @@ class ApiCall:
         self._done = True
         try:
             span = self._span
+            if exc is not None and isinstance(exc, INTERRUPTIONS):
+                # Cancelled or interrupted, not failed (docs/metrics.md): outcome success.
+                span.set_attribute(N.ATTR_INTERRUPTED, type(exc).__name__)
+                exc = None
             if exc is not None:
                 span.set_attribute(N.ATTR_ERROR_TYPE, type(exc).__name__)
                 span.record_exception(exc)

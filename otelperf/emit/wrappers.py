@@ -138,9 +138,10 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], site: Site) -> Call
                     send = None
                 if ok:
                     resume(op, cpu)
-        except GeneratorExit:
-            raise
         except BaseException as exc:
+            # Also a GeneratorExit the body raised itself (not one close() threw in, which
+            # finished above): the operation ends here either way, or its span would stay open
+            # and current.  finish() is idempotent.
             if ok:
                 p.finish(op, exc)
             raise
@@ -193,9 +194,8 @@ def _wrap_async_gen(
                     send = None
                 if ok:
                     resume(op, False)
-        except GeneratorExit:
-            raise
         except BaseException as exc:
+            # Also a GeneratorExit the body raised itself: see _wrap_gen.
             if ok:
                 p.finish(op, exc)
             raise
