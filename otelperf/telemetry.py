@@ -282,7 +282,14 @@ def configure(
                 f"({_describe_difference(_current.settings, settings)}); call "
                 "Telemetry.shutdown() first to reconfigure"
             )
-        telemetry = _build(settings, key, tracer_provider, meter_provider, registry, set_global)
+        quiet = _SameNameAcrossMeters()
+        _SDK_VIEWS_LOG.addFilter(quiet)
+        try:
+            telemetry = _build(
+                settings, key, tracer_provider, meter_provider, registry, set_global
+            )
+        finally:
+            _SDK_VIEWS_LOG.removeFilter(quiet)
         if settings.start_server and not settings.disabled:
             try:
                 telemetry._start_server()
@@ -304,6 +311,18 @@ def _describe_difference(old: Settings, new: Settings) -> str:
         if getattr(old, f) != getattr(new, f)
     ]
     return "; ".join(diffs) or "other providers or registry"
+
+
+class _SameNameAcrossMeters(logging.Filter):
+    """otelperf's error and overflow counters are one instrument name on each of its meters by
+    design (the exporter merges them into one family); with views, the SDK warns about that at
+    registration.  Dropped while configure() registers otelperf's own instruments only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "conflicting metrics identities" not in record.getMessage()
+
+
+_SDK_VIEWS_LOG = logging.getLogger("opentelemetry.sdk.metrics._internal.metric_reader_storage")
 
 
 def _build(
