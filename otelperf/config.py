@@ -43,6 +43,17 @@ DEFAULT_IGNORED_SPANS: tuple[str, ...] = (
 IGNORE_NOTHING = "none"  # OTELPERF_IGNORE_SPANS=none: an empty list (an empty variable is unset)
 
 
+def _show(value: object) -> str:
+    """``repr(value)`` short enough for an error message (a pasted file, a 5,000-digit int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -54,25 +65,25 @@ def parse_bool(value: str, source: str) -> bool:
         return True
     if v in _FALSE:
         return False
-    raise ConfigError(f"{source}={value!r} is not a boolean (use true or false)")
+    raise ConfigError(f"{source}={_show(value)} is not a boolean (use true or false)")
 
 
 def parse_int(value: object, source: str, *, low: int, high: int | None = None) -> int:
     """Parse an integer in [low, high]; ``source`` names the argument or variable."""
     if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not an integer")
+        raise ConfigError(f"{source}={_show(value)} is not an integer")
     if isinstance(value, int):
         n = value
     elif isinstance(value, str):
         try:
             n = int(value.strip())
         except ValueError:
-            raise ConfigError(f"{source}={value!r} is not an integer") from None
+            raise ConfigError(f"{source}={_show(value)} is not an integer") from None
     else:
-        raise ConfigError(f"{source}={value!r} is not an integer")
+        raise ConfigError(f"{source}={_show(value)} is not an integer")
     if n < low or (high is not None and n > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{source}={n} is out of range: it must be {bound}")
+        raise ConfigError(f"{source}={_show(n)} is out of range: it must be {bound}")
     return n
 
 
@@ -81,14 +92,14 @@ def parse_float(
 ) -> float:
     """Parse a finite float in [low, high]."""
     if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not a number")
+        raise ConfigError(f"{source}={_show(value)} is not a number")
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}={value!r} is not a number") from None
+        raise ConfigError(f"{source}={_show(value)} is not a number") from None
     if not math.isfinite(x) or x < low or (high is not None and x > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{source}={value!r} is out of range: it must be a number {bound}")
+        raise ConfigError(f"{source}={_show(value)} is out of range: it must be a number {bound}")
     return x
 
 
@@ -100,12 +111,12 @@ def parse_buckets(value: object, source: str) -> tuple[float, ...]:
     elif isinstance(value, Iterable):
         items = value
     else:
-        raise ConfigError(f"{source}={value!r} is not a list of bucket boundaries")
+        raise ConfigError(f"{source}={_show(value)} is not a list of bucket boundaries")
     out = tuple(parse_float(v, source, low=-math.inf) for v in items)
     if not out:
         raise ConfigError(f"{source} is empty: give at least one bucket boundary")
     if any(b <= a for a, b in itertools.pairwise(out)):
-        raise ConfigError(f"{source}={value!r}: bucket boundaries must be strictly increasing")
+        raise ConfigError(f"{source}={_show(value)}: bucket boundaries must be strictly increasing")
     return out
 
 
@@ -122,7 +133,7 @@ def parse_bytes(value: object, source: str) -> int:
     536870912
     """
     if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not a size in bytes")
+        raise ConfigError(f"{source}={_show(value)} is not a size in bytes")
     if isinstance(value, int):
         n = value
     elif isinstance(value, str):
@@ -131,22 +142,22 @@ def parse_bytes(value: object, source: str) -> int:
         unit = text[len(num) :].strip().lower()
         if unit not in _BYTE_UNITS:
             raise ConfigError(
-                f"{source}={value!r} has an unknown unit {unit!r} "
+                f"{source}={_show(value)} has an unknown unit {_show(unit)} "
                 "(use bytes, or K, M, G, Ki, Mi, Gi)"
             )
         try:
             x = float(num) * _BYTE_UNITS[unit]
         except ValueError:
             raise ConfigError(
-                f"{source}={value!r} is not a size in bytes (e.g. 536870912 or 512Mi)"
+                f"{source}={_show(value)} is not a size in bytes (e.g. 536870912 or 512Mi)"
             ) from None
         if not math.isfinite(x):
-            raise ConfigError(f"{source}={value!r} is not a size in bytes")
+            raise ConfigError(f"{source}={_show(value)} is not a size in bytes")
         n = int(x)
     else:
-        raise ConfigError(f"{source}={value!r} is not a size in bytes")
+        raise ConfigError(f"{source}={_show(value)} is not a size in bytes")
     if n < 1:
-        raise ConfigError(f"{source}={value!r} is out of range: it must be at least 1 byte")
+        raise ConfigError(f"{source}={_show(value)} is out of range: it must be at least 1 byte")
     return n
 
 
@@ -166,15 +177,15 @@ def parse_span_patterns(value: object, source: str) -> tuple[str, ...]:
     elif isinstance(value, Iterable):
         items = list(value)
     else:
-        raise ConfigError(f"{source}={value!r} is not a list of span names")
+        raise ConfigError(f"{source}={_show(value)} is not a list of span names")
     out: list[str] = []
     for p in items:
         if not isinstance(p, str) or not p.strip():
             raise ConfigError(
-                f"{source}: {p!r} is not a span name (give names, or * and a name suffix)"
+                f"{source}: {_show(p)} is not a span name (give names, or * and a name suffix)"
             )
         if p.startswith("*") and not p[1:].strip():
-            raise ConfigError(f"{source}: {p!r} would leave out every span")
+            raise ConfigError(f"{source}: {_show(p)} would leave out every span")
         if p not in out:
             out.append(p)
     return tuple(out)
@@ -253,7 +264,9 @@ def resolve(
     """
     env = os.environ if env is None else env
     if not isinstance(start_server, bool):
-        raise ConfigError(f"start_server={start_server!r} is not a boolean: pass True or False")
+        raise ConfigError(
+            f"start_server={_show(start_server)} is not a boolean: pass True or False"
+        )
 
     attrs: dict[str, str] = {}
     raw_attrs = _env(env, "OTEL_RESOURCE_ATTRIBUTES")
@@ -261,12 +274,12 @@ def resolve(
         attrs.update(parse_resource_attributes(raw_attrs))
     if resource_attributes is not None:
         if not isinstance(resource_attributes, Mapping):
-            raise ConfigError(f"resource_attributes={resource_attributes!r} is not a mapping")
+            raise ConfigError(f"resource_attributes={_show(resource_attributes)} is not a mapping")
         attrs.update({str(k): str(v) for k, v in resource_attributes.items()})
 
     if service_name is not None:
         if not isinstance(service_name, str) or not service_name.strip():
-            raise ConfigError(f"service_name={service_name!r} must be a non-empty string")
+            raise ConfigError(f"service_name={_show(service_name)} must be a non-empty string")
         name = service_name
     else:
         name = _env(env, "OTEL_SERVICE_NAME") or attrs.get("service.name") or "unknown_service"
@@ -274,7 +287,9 @@ def resolve(
 
     if prometheus_host is not None:
         if not isinstance(prometheus_host, str) or not prometheus_host.strip():
-            raise ConfigError(f"prometheus_host={prometheus_host!r} must be a host name or address")
+            raise ConfigError(
+                f"prometheus_host={_show(prometheus_host)} must be a host name or address"
+            )
         host = prometheus_host
     else:
         host = _env(env, "OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_HOST
@@ -301,13 +316,15 @@ def resolve(
         # from a template) would silently mean the opposite of what it says.  Variables are
         # strings by nature and are parsed as OTel booleans instead.
         if not isinstance(v, bool):
-            raise ConfigError(f"{src}={v!r} is not a boolean: pass True or False")
+            raise ConfigError(f"{src}={_show(v)} is not a boolean: pass True or False")
         return v
 
     def ttl_(v: Any, src: str) -> float:
         x = parse_float(v, src, low=0.0, high=86400.0)
         if x <= 0:
-            raise ConfigError(f"{src}={v!r} is out of range: it must be a number of seconds > 0")
+            raise ConfigError(
+                f"{src}={_show(v)} is out of range: it must be a number of seconds > 0"
+            )
         return x
 
     def ratio(v: Any, src: str) -> float:
@@ -377,6 +394,6 @@ def resolve(
 def _span_list(value: object, source: str) -> tuple[str, ...]:
     if isinstance(value, str):
         raise ConfigError(
-            f"{source}={value!r} is a string: give a list of span names, e.g. [{value!r}]"
+            f"{source}={_show(value)} is a string: give a list of span names, e.g. [{_show(value)}]"
         )
     return parse_span_patterns(value, source)

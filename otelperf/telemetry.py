@@ -28,8 +28,8 @@ from otelperf.config import Settings, resolve
 from otelperf.derive.instruments import METER_NAME as PROCESSOR_METER_NAME
 from otelperf.derive.naming import SpanNamer
 from otelperf.derive.processor import BottleneckSpanProcessor
-from otelperf.derive.totals import PAIRS_PER_OPERATION
 from otelperf.derive.sampler import RecordEverythingSampler, attach, detach
+from otelperf.derive.totals import PAIRS_PER_OPERATION
 from otelperf.emit.operation import MAX_ERROR_TYPES
 from otelperf.emit.pipeline import Pipeline, install
 from otelperf.errors import ConfigError
@@ -285,9 +285,7 @@ def configure(
         quiet = _SameNameAcrossMeters()
         _SDK_VIEWS_LOG.addFilter(quiet)
         try:
-            telemetry = _build(
-                settings, key, tracer_provider, meter_provider, registry, set_global
-            )
+            telemetry = _build(settings, key, tracer_provider, meter_provider, registry, set_global)
         finally:
             _SDK_VIEWS_LOG.removeFilter(quiet)
         if settings.start_server and not settings.disabled:

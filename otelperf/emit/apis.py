@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otelperf import _names as N
 from otelperf._core import sinks
 from otelperf._core.warn import Once
-from otelperf.emit.checks import check_count, check_money, check_name
+from otelperf.emit.checks import check_count, check_money, check_name, show
 from otelperf.emit.pipeline import INTERRUPTIONS
 
 _log = logging.getLogger("otelperf")
@@ -65,7 +65,7 @@ def record_cache(cache: str, hit: bool) -> None:
     """
     check_name("record_cache", "cache", cache)
     if not isinstance(hit, bool):
-        raise TypeError(f"record_cache(hit={hit!r}): hit must be True or False")
+        raise TypeError(f"record_cache(hit={show(hit)}): hit must be True or False")
     p = sinks.active()
     if p is None:
         _no_sink("record_cache")
@@ -116,14 +116,18 @@ def record_api_call(
     cost = None if cost_usd is None else check_money(f, "cost_usd", cost_usd)
     dur = None if duration_seconds is None else check_money(f, "duration_seconds", duration_seconds)
     if error is not None and not isinstance(error, (BaseException, str, bool)):
-        raise TypeError(f"{f}(error={error!r}): error must be an exception, a string, or a bool")
+        raise TypeError(
+            f"{f}(error={show(error)}): error must be an exception, a string, or a bool"
+        )
     p = sinks.active()
     if p is None:
         _no_sink(f)
         return
+    # An interruption passed as the error (a cancelled call) is not a failure (docs/metrics.md).
+    failed = bool(error) and not isinstance(error, INTERRUPTIONS)
     try:
         p.count_api(
-            api, m, bool(error) and not isinstance(error, INTERRUPTIONS), dur, input_tokens, output_tokens, cost, cached_input_tokens,
+            api, m, failed, dur, input_tokens, output_tokens, cost, cached_input_tokens,
             reasoning_tokens,
         )  # fmt: skip
     except Exception as exc:  # otelperf's own failure: counted, never into the application
@@ -313,7 +317,7 @@ class _ApiCallFactory:
 
     def __call__(self, func: F) -> F:
         if not callable(func):
-            raise TypeError(f"api_call() can only decorate a callable, got {func!r}")
+            raise TypeError(f"api_call() can only decorate a callable, got {show(func)}")
         api, model = self.api, self.model
         if inspect.iscoroutinefunction(func):
 

@@ -135,7 +135,7 @@ class Operation:
         ...     op.set_attribute("db.table", "orders")
         """
         if not isinstance(key, str) or not key:
-            raise TypeError(f"set_attribute(key={key!r}): key must be a non-empty string")
+            raise TypeError(f"set_attribute(key={show(key)}): key must be a non-empty string")
         self._span.set_attribute(key, value)
 
     @property

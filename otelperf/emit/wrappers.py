@@ -12,6 +12,7 @@ import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any
 
+from otelperf.emit.checks import show
 from otelperf.emit.operation import OpStats
 from otelperf.emit.pipeline import STATE, current_pipeline, resume, suspend
 
@@ -41,7 +42,7 @@ def decorate(func: Any, site: Site) -> Any:
     if isinstance(func, (staticmethod, classmethod)):
         return type(func)(decorate(func.__func__, site))
     if not callable(func):
-        raise TypeError(f"measure() can only decorate a callable, got {func!r}")
+        raise TypeError(f"measure() can only decorate a callable, got {show(func)}")
 
     if inspect.isasyncgenfunction(func):
         return _wrap_async_gen(func, site)

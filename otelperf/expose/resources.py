@@ -21,8 +21,8 @@ from prometheus_client.registry import Collector
 
 from otelperf import _names as N
 from otelperf._core import sdk_compat, selfmetrics
-from otelperf._core.per_provider import PerProvider
 from otelperf._core.labels import safe_label
+from otelperf._core.per_provider import PerProvider
 from otelperf._core.selfmetrics import Tally
 from otelperf.expose.health import DEGRADED, HealthThresholds, Readings, evaluate
 from otelperf.expose.probes import CpuSampler, Probes, filesystems, memory_utilization
