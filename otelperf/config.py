@@ -97,6 +97,8 @@ def parse_float(
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ConfigError(f"{source}={_show(value)} is not a number") from None
+    except OverflowError:  # an int beyond any float
+        x = math.inf
     if not math.isfinite(x) or x < low or (high is not None and x > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ConfigError(f"{source}={_show(value)} is out of range: it must be a number {bound}")
