@@ -352,7 +352,8 @@ def test_processor_caps_through_configure_and_variables() -> None:
 def _span(trace_id: int, span_id: int, parent: int, name: str) -> ReadableSpan:
     ctx = SpanContext(trace_id, span_id, False)
     pctx = SpanContext(trace_id, parent, False) if parent else None
-    return ReadableSpan(name, ctx, pctx, start_time=1_000, end_time=2_000, resource=_RES)
+    start = time.time_ns()  # distinct epoch-ns ints, as real spans hold
+    return ReadableSpan(name, ctx, pctx, start_time=start, end_time=start + 1_000, resource=_RES)
 
 
 _RES = Resource.create({})
@@ -365,13 +366,12 @@ def test_worst_case_memory_at_the_defaults_is_bounded_and_measured() -> None:
     p = BottleneckSpanProcessor(meter_provider=MeterProvider(), registry=CollectorRegistry())
     tp = TracerProvider()
     tracer = tp.get_tracer("t")
-    roots = []
-    for _ in range(10_000):
-        roots.append(tracer.start_span("root"))
-        p.on_start(roots[-1])  # type: ignore[arg-type]
+    roots = [tracer.start_span("root") for _ in range(10_000)]
     children = [(r.get_span_context().trace_id, r.get_span_context().span_id) for r in roots]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
+    for root in roots:  # the roots' own records are part of the worst case
+        p.on_start(root)  # type: ignore[arg-type]
     sid = 1 << 40
     for _ in range(25):
         for trace_id, root_id in children:
@@ -382,8 +382,9 @@ def test_worst_case_memory_at_the_defaults_is_bounded_and_measured() -> None:
     assert p.table.held == 200_000
     assert p.table.dropped["capacity"] == 50_000
     assert p.table.in_flight() == 10_000
-    # ~235 bytes per held span: 200,000 of them are ~47 MB; well under 100 MB.
-    assert held_bytes < 100 * 2**20, held_bytes
+    # Measured ~31 MiB (about 150 bytes per held span, the roots' records included); before the
+    # global cap, 10,000 x 999 spans were ~2.3 GB.  Bound with room for other Python builds.
+    assert held_bytes < 64 * 2**20, held_bytes
     print(f"held 200,000 spans under 10,000 roots: {held_bytes / 2**20:.1f} MiB")
     p.shutdown()
 
