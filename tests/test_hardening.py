@@ -33,7 +33,7 @@ from tests.scrape import get, matching, read_registry, scrape, value
 
 SURROGATE = os.fsdecode(b"report-\xff.csv")  # 'report-\udcff.csv': not encodable as UTF-8
 HUGE = "x" * 100_000
-SAFE_SURROGATE = "report-\ufffd.csv"
+SAFE_SURROGATE = "report-?.csv"
 SAFE_HUGE = "x" * (MAX_LABEL_LENGTH - 1) + "\u2026"
 
 
@@ -62,6 +62,7 @@ def test_safe_label_replaces_surrogates_and_caps_length() -> None:
     assert safe_label(HUGE) == SAFE_HUGE and len(SAFE_HUGE) == MAX_LABEL_LENGTH
     assert safe_label("x" * MAX_LABEL_LENGTH) == "x" * MAX_LABEL_LENGTH  # at the limit: kept
     assert safe_label("GET /caf\u00e9") == "GET /caf\u00e9"
+    assert safe_label("a\ufffdb") == "a?b"  # PromQL's lexer refuses U+FFFD in a literal
 
 
 def test_no_name_breaks_or_bloats_a_scrape(t: otelperf.Telemetry) -> None:

@@ -7,8 +7,11 @@ per name, never per call.  Two things would otherwise break or bloat every later
 
 * invalid Unicode: a lone surrogate (``os.fsdecode(b"report-\\xff.csv")`` is
   ``"report-\\udcff.csv"``) cannot be encoded as UTF-8, so prometheus_client's exposition
-  raised and /metrics answered 500 until the process restarted.  Each surrogate becomes
-  U+FFFD (the replacement character);
+  raised and /metrics answered 500 until the process restarted.  Each surrogate becomes ``?``,
+  as ``str.encode(errors="replace")`` does.  Not U+FFFD, the replacement character: PromQL's
+  lexer refuses that rune in a string literal ("invalid UTF-8 rune"), so a query, a rule or a
+  dashboard variable naming the series could not be written.  For the same reason a U+FFFD
+  already in a name (``bytes.decode(errors="replace")``) becomes ``?`` too;
 * length: one 100 KB name was repeated on every bucket line of every family it labels (a 7 MB
   scrape).  A value longer than :data:`MAX_LABEL_LENGTH` characters keeps its first
   ``MAX_LABEL_LENGTH - 1`` and ends in :data:`TRUNCATION_MARK`.
@@ -21,16 +24,17 @@ import re
 MAX_LABEL_LENGTH = 256
 """Longest label value, in characters (marker included)."""
 TRUNCATION_MARK = "\u2026"  # "…"
-REPLACEMENT = "\ufffd"
+REPLACEMENT = "?"
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
+# Lone surrogates, and U+FFFD (which PromQL cannot read in a string literal).
+_UNREADABLE = re.compile("[\ud800-\udfff\ufffd]")
 
 
 def safe_label(value: object) -> str:
     """``value`` as a label value every exposition format can carry.
 
     >>> safe_label("report-\\udcff.csv")
-    'report-\\ufffd.csv'
+    'report-?.csv'
     >>> len(safe_label("x" * 100_000)), safe_label("x" * 100_000)[-1]
     (256, '…')
     >>> safe_label("GET /orders")
@@ -41,7 +45,7 @@ def safe_label(value: object) -> str:
         text = text[: MAX_LABEL_LENGTH - 1] + TRUNCATION_MARK
     if text.isascii():
         return text
-    return _SURROGATES.sub(REPLACEMENT, text)
+    return _UNREADABLE.sub(REPLACEMENT, text)
 
 
 def _text(value: object) -> str:
