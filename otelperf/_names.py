@@ -52,6 +52,9 @@ ATTR_API_COST = "otelperf.api.cost_usd"
 ATTR_ITEMS = "otelperf.items"
 ATTR_BYTES = "otelperf.bytes"
 ATTR_ERROR_TYPE = "error.type"
+# Set on a span whose operation was interrupted rather than failed (cancelled, the process
+# exiting, a generator closed): the exception's type name; the outcome stays success.
+ATTR_INTERRUPTED = "otelperf.interrupted"
 
 # GenAI and HTTP semantic-convention attributes (what GenAI client instrumentations write;
 # api_call() writes the same ones so one reader, the processor, serves both).

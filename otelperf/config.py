@@ -21,6 +21,12 @@ T = TypeVar("T")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464
 DEFAULT_MAX_OPERATIONS = 1000
+# The span processor's trace table (docs/processor.md "Memory"): local roots tracked at once,
+# spans held per root, and how long an unfinished root is kept.  Together with the processor's
+# global cap on held spans (200,000) they bound its worst case to about 41 MiB (measured).
+DEFAULT_MAX_TRACES_IN_FLIGHT = 10000
+DEFAULT_MAX_SPANS_PER_TRACE = 1000
+DEFAULT_TRACE_TTL_SECONDS = 60.0
 # /health: host ratios above these are "degraded" (see docs/metrics.md#health).
 DEFAULT_HEALTH_CPU_THRESHOLD = 0.8
 DEFAULT_HEALTH_MEMORY_THRESHOLD = 0.8
@@ -37,6 +43,17 @@ DEFAULT_IGNORED_SPANS: tuple[str, ...] = (
 IGNORE_NOTHING = "none"  # OTELPERF_IGNORE_SPANS=none: an empty list (an empty variable is unset)
 
 
+def _show(value: object) -> str:
+    """``repr(value)`` short enough for an error message (a pasted file, a 5,000-digit int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -48,25 +65,25 @@ def parse_bool(value: str, source: str) -> bool:
         return True
     if v in _FALSE:
         return False
-    raise ConfigError(f"{source}={value!r} is not a boolean (use true or false)")
+    raise ConfigError(f"{source}={_show(value)} is not a boolean (use true or false)")
 
 
 def parse_int(value: object, source: str, *, low: int, high: int | None = None) -> int:
     """Parse an integer in [low, high]; ``source`` names the argument or variable."""
     if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not an integer")
+        raise ConfigError(f"{source}={_show(value)} is not an integer")
     if isinstance(value, int):
         n = value
     elif isinstance(value, str):
         try:
             n = int(value.strip())
         except ValueError:
-            raise ConfigError(f"{source}={value!r} is not an integer") from None
+            raise ConfigError(f"{source}={_show(value)} is not an integer") from None
     else:
-        raise ConfigError(f"{source}={value!r} is not an integer")
+        raise ConfigError(f"{source}={_show(value)} is not an integer")
     if n < low or (high is not None and n > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{source}={n} is out of range: it must be {bound}")
+        raise ConfigError(f"{source}={_show(n)} is out of range: it must be {bound}")
     return n
 
 
@@ -75,14 +92,16 @@ def parse_float(
 ) -> float:
     """Parse a finite float in [low, high]."""
     if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not a number")
+        raise ConfigError(f"{source}={_show(value)} is not a number")
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}={value!r} is not a number") from None
+        raise ConfigError(f"{source}={_show(value)} is not a number") from None
+    except OverflowError:  # an int beyond any float
+        x = math.inf
     if not math.isfinite(x) or x < low or (high is not None and x > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{source}={value!r} is out of range: it must be a number {bound}")
+        raise ConfigError(f"{source}={_show(value)} is out of range: it must be a number {bound}")
     return x
 
 
@@ -94,12 +113,12 @@ def parse_buckets(value: object, source: str) -> tuple[float, ...]:
     elif isinstance(value, Iterable):
         items = value
     else:
-        raise ConfigError(f"{source}={value!r} is not a list of bucket boundaries")
+        raise ConfigError(f"{source}={_show(value)} is not a list of bucket boundaries")
     out = tuple(parse_float(v, source, low=-math.inf) for v in items)
     if not out:
         raise ConfigError(f"{source} is empty: give at least one bucket boundary")
     if any(b <= a for a, b in itertools.pairwise(out)):
-        raise ConfigError(f"{source}={value!r}: bucket boundaries must be strictly increasing")
+        raise ConfigError(f"{source}={_show(value)}: bucket boundaries must be strictly increasing")
     return out
 
 
@@ -116,7 +135,7 @@ def parse_bytes(value: object, source: str) -> int:
     536870912
     """
     if isinstance(value, bool):
-        raise ConfigError(f"{source}={value!r} is not a size in bytes")
+        raise ConfigError(f"{source}={_show(value)} is not a size in bytes")
     if isinstance(value, int):
         n = value
     elif isinstance(value, str):
@@ -125,22 +144,22 @@ def parse_bytes(value: object, source: str) -> int:
         unit = text[len(num) :].strip().lower()
         if unit not in _BYTE_UNITS:
             raise ConfigError(
-                f"{source}={value!r} has an unknown unit {unit!r} "
+                f"{source}={_show(value)} has an unknown unit {_show(unit)} "
                 "(use bytes, or K, M, G, Ki, Mi, Gi)"
             )
         try:
             x = float(num) * _BYTE_UNITS[unit]
         except ValueError:
             raise ConfigError(
-                f"{source}={value!r} is not a size in bytes (e.g. 536870912 or 512Mi)"
+                f"{source}={_show(value)} is not a size in bytes (e.g. 536870912 or 512Mi)"
             ) from None
         if not math.isfinite(x):
-            raise ConfigError(f"{source}={value!r} is not a size in bytes")
+            raise ConfigError(f"{source}={_show(value)} is not a size in bytes")
         n = int(x)
     else:
-        raise ConfigError(f"{source}={value!r} is not a size in bytes")
+        raise ConfigError(f"{source}={_show(value)} is not a size in bytes")
     if n < 1:
-        raise ConfigError(f"{source}={value!r} is out of range: it must be at least 1 byte")
+        raise ConfigError(f"{source}={_show(value)} is out of range: it must be at least 1 byte")
     return n
 
 
@@ -160,15 +179,15 @@ def parse_span_patterns(value: object, source: str) -> tuple[str, ...]:
     elif isinstance(value, Iterable):
         items = list(value)
     else:
-        raise ConfigError(f"{source}={value!r} is not a list of span names")
+        raise ConfigError(f"{source}={_show(value)} is not a list of span names")
     out: list[str] = []
     for p in items:
         if not isinstance(p, str) or not p.strip():
             raise ConfigError(
-                f"{source}: {p!r} is not a span name (give names, or * and a name suffix)"
+                f"{source}: {_show(p)} is not a span name (give names, or * and a name suffix)"
             )
         if p.startswith("*") and not p[1:].strip():
-            raise ConfigError(f"{source}: {p!r} would leave out every span")
+            raise ConfigError(f"{source}: {_show(p)} would leave out every span")
         if p not in out:
             out.append(p)
     return tuple(out)
@@ -210,6 +229,9 @@ class Settings:
     process_memory_limit: int | None = None
     ignore_spans: tuple[str, ...] = DEFAULT_IGNORED_SPANS
     web_config_file: str | None = None
+    max_traces_in_flight: int = DEFAULT_MAX_TRACES_IN_FLIGHT
+    max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE
+    trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -235,6 +257,9 @@ def resolve(
     process_memory_limit: int | str | None = None,
     ignore_spans: Iterable[str] | None = None,
     web_config_file: str | os.PathLike[str] | None = None,
+    max_traces_in_flight: int | None = None,
+    max_spans_per_trace: int | None = None,
+    trace_ttl_seconds: float | None = None,
 ) -> Settings:
     """Resolve settings; arguments beat environment variables, which beat defaults.
 
@@ -242,6 +267,10 @@ def resolve(
     0
     """
     env = os.environ if env is None else env
+    if not isinstance(start_server, bool):
+        raise ConfigError(
+            f"start_server={_show(start_server)} is not a boolean: pass True or False"
+        )
 
     attrs: dict[str, str] = {}
     raw_attrs = _env(env, "OTEL_RESOURCE_ATTRIBUTES")
@@ -249,12 +278,12 @@ def resolve(
         attrs.update(parse_resource_attributes(raw_attrs))
     if resource_attributes is not None:
         if not isinstance(resource_attributes, Mapping):
-            raise ConfigError(f"resource_attributes={resource_attributes!r} is not a mapping")
+            raise ConfigError(f"resource_attributes={_show(resource_attributes)} is not a mapping")
         attrs.update({str(k): str(v) for k, v in resource_attributes.items()})
 
     if service_name is not None:
         if not isinstance(service_name, str) or not service_name.strip():
-            raise ConfigError(f"service_name={service_name!r} must be a non-empty string")
+            raise ConfigError(f"service_name={_show(service_name)} must be a non-empty string")
         name = service_name
     else:
         name = _env(env, "OTEL_SERVICE_NAME") or attrs.get("service.name") or "unknown_service"
@@ -262,7 +291,9 @@ def resolve(
 
     if prometheus_host is not None:
         if not isinstance(prometheus_host, str) or not prometheus_host.strip():
-            raise ConfigError(f"prometheus_host={prometheus_host!r} must be a host name or address")
+            raise ConfigError(
+                f"prometheus_host={_show(prometheus_host)} must be a host name or address"
+            )
         host = prometheus_host
     else:
         host = _env(env, "OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_HOST
@@ -284,8 +315,21 @@ def resolve(
     def positive(v: Any, src: str) -> int:
         return parse_int(v, src, low=1)
 
-    def truthy(v: Any, src: str) -> bool:
-        return bool(v)  # arguments as given; variables are parsed as OTel booleans
+    def strict_bool(v: Any, src: str) -> bool:
+        # Arguments must be real booleans: bool("false") is True, so a string (or 0/1, None
+        # from a template) would silently mean the opposite of what it says.  Variables are
+        # strings by nature and are parsed as OTel booleans instead.
+        if not isinstance(v, bool):
+            raise ConfigError(f"{src}={_show(v)} is not a boolean: pass True or False")
+        return v
+
+    def ttl_(v: Any, src: str) -> float:
+        x = parse_float(v, src, low=0.0, high=86400.0)
+        if x <= 0:
+            raise ConfigError(
+                f"{src}={_show(v)} is out of range: it must be a number of seconds > 0"
+            )
+        return x
 
     def ratio(v: Any, src: str) -> float:
         try:
@@ -295,14 +339,15 @@ def resolve(
 
     port = choose(prometheus_port, "prometheus_port", "OTEL_EXPORTER_PROMETHEUS_PORT", port_,
                   DEFAULT_PORT)  # fmt: skip
-    disabled = choose(disabled, "disabled", "OTEL_SDK_DISABLED", parse_bool, False, truthy)
+    disabled = choose(disabled, "disabled", "OTEL_SDK_DISABLED", parse_bool, False, strict_bool)
     max_ops = choose(max_operations, "max_operations", "OTELPERF_MAX_OPERATIONS", positive,
                      DEFAULT_MAX_OPERATIONS)  # fmt: skip
     buckets = choose(duration_buckets, "duration_buckets", "OTELPERF_DURATION_BUCKETS",
                      parse_buckets, DEFAULT_DURATION_BUCKETS)  # fmt: skip
     # Opt-in: two thread-CPU clock reads are a system call each (~1.5 us per operation,
     # BENCHMARKS.md), which the overhead goal has no room for.
-    track_cpu = choose(track_cpu, "track_cpu", "OTELPERF_TRACK_CPU", parse_bool, False, truthy)
+    track_cpu = choose(track_cpu, "track_cpu", "OTELPERF_TRACK_CPU", parse_bool, False,
+                       strict_bool)  # fmt: skip
     thresholds = {
         arg: choose(value, arg, var, ratio, default)
         for arg, var, value, default in (
@@ -320,6 +365,14 @@ def resolve(
     # meant as ["health"], and a bare string iterates as its characters.
     ignore = choose(ignore_spans, "ignore_spans", "OTELPERF_IGNORE_SPANS", parse_span_patterns,
                     DEFAULT_IGNORED_SPANS, _span_list)  # fmt: skip
+    # The processor's trace table (docs/processor.md "Memory").
+    max_traces = choose(max_traces_in_flight, "max_traces_in_flight",
+                        "OTELPERF_MAX_TRACES_IN_FLIGHT", positive,
+                        DEFAULT_MAX_TRACES_IN_FLIGHT)  # fmt: skip
+    max_spans = choose(max_spans_per_trace, "max_spans_per_trace", "OTELPERF_MAX_SPANS_PER_TRACE",
+                       positive, DEFAULT_MAX_SPANS_PER_TRACE)  # fmt: skip
+    ttl = choose(trace_ttl_seconds, "trace_ttl_seconds", "OTELPERF_TRACE_TTL_SECONDS", ttl_,
+                 DEFAULT_TRACE_TTL_SECONDS)  # fmt: skip
 
     # The file itself (TLS, users) is read where the server starts (otelperf.expose.webconfig):
     # a bad file is a ConfigError from configure() all the same.
@@ -331,7 +384,7 @@ def resolve(
         resource_attributes=tuple(sorted(attrs.items())),
         prometheus_host=host,
         prometheus_port=port,
-        start_server=bool(start_server),
+        start_server=start_server,
         disabled=bool(disabled),
         max_operations=max_ops,
         duration_buckets=buckets,
@@ -342,6 +395,9 @@ def resolve(
         process_memory_limit=mem_limit,
         ignore_spans=ignore,
         web_config_file=web_config,
+        max_traces_in_flight=max_traces,
+        max_spans_per_trace=max_spans,
+        trace_ttl_seconds=ttl,
     )
 
 
@@ -354,6 +410,6 @@ def _path(value: object, source: str) -> str:
 def _span_list(value: object, source: str) -> tuple[str, ...]:
     if isinstance(value, str):
         raise ConfigError(
-            f"{source}={value!r} is a string: give a list of span names, e.g. [{value!r}]"
+            f"{source}={_show(value)} is a string: give a list of span names, e.g. [{_show(value)}]"
         )
     return parse_span_patterns(value, source)

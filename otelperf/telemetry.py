@@ -16,17 +16,21 @@ from typing import TYPE_CHECKING, Any
 import prometheus_client
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from otelperf import _names as N
-from otelperf._core import sdk_compat, sinks
+from otelperf._core import fork, sdk_compat, sinks
 from otelperf._core.warn import warn_once
 from otelperf.config import Settings, resolve
+from otelperf.derive.instruments import METER_NAME as PROCESSOR_METER_NAME
 from otelperf.derive.naming import SpanNamer
 from otelperf.derive.processor import BottleneckSpanProcessor
 from otelperf.derive.sampler import RecordEverythingSampler, attach, detach
+from otelperf.derive.totals import PAIRS_PER_OPERATION
+from otelperf.emit.operation import MAX_ERROR_TYPES
 from otelperf.emit.pipeline import Pipeline, install
 from otelperf.errors import ConfigError
 from otelperf.expose import webconfig
@@ -42,6 +46,15 @@ _log = logging.getLogger("otelperf")
 
 _lock = threading.Lock()
 _current: Telemetry | None = None
+_CHILD_SHUTDOWN_SECONDS = 2.0
+
+
+def _fresh_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it in configure() or shutdown()
+
+
+fork.on_fork(_fresh_lock_after_fork)
 
 
 class Telemetry:
@@ -79,10 +92,28 @@ class Telemetry:
         self._resources: ResourceMonitor | None = None  # host/process metrics and /health
         # (BottleneckSpanProcessor, sampler wrapper) on tp
         self._bottleneck: tuple[BottleneckSpanProcessor, RecordEverythingSampler] | None = None
+        self._pid = os.getpid()  # a forked child shuts down without waiting (see shutdown)
+        fork.on_fork(self._after_fork)
+
+    def _after_fork(self) -> None:
+        # A plain server's thread stayed in the parent: close the child's copy of its socket
+        # and serve nothing (metrics_url None).  A SharedService stays: its own fork hook makes
+        # the child a writer of the service, whose shared endpoint metrics_url still names.
+        server = self._server
+        if isinstance(server, MetricsServer):
+            self._server = None
+            try:
+                server.abandon()
+            except Exception as exc:  # never fail the application's fork
+                _log.warning("otelperf: closing the inherited server socket failed: %s", exc)
 
     @property
     def metrics_url(self) -> str | None:
-        """``http://host:port/metrics`` of the running server, None when not serving."""
+        """``http://host:port/metrics`` of the running server, None when not serving.
+
+        In a forked child: the service's shared endpoint when the parent served one on a fixed
+        port (the child is one of its writers, docs/workers.md), else None (the parent's plain
+        server is not the child's)."""
         return self._server.url if self._server is not None else None
 
     def mark_auto(self) -> None:
@@ -151,8 +182,19 @@ class Telemetry:
             self._server = None
         if self._resources is not None:
             self._resources.close()
+        fork.forget(self._after_fork)
         self._detach_processor()
-        self._shutdown_providers_quietly(flush=True)
+        if os.getpid() == self._pid:
+            self._shutdown_providers_quietly(flush=True)
+            return
+        # A forked child: a lock of the SDK's that a parent thread held at fork() (a scrape's
+        # collection, a batch export) is never released here, so the providers are shut down
+        # in a daemon thread, waited for a bounded time: shutdown returns either way.
+        t = threading.Thread(
+            target=self._shutdown_providers_quietly, name="otelperf-shutdown", daemon=True
+        )
+        t.start()
+        t.join(timeout=_CHILD_SHUTDOWN_SECONDS)
 
     def _detach_processor(self) -> None:
         if self._bottleneck is not None:
@@ -202,6 +244,9 @@ def configure(
     process_memory_limit: int | str | None = None,
     ignore_spans: Iterable[str] | None = None,
     web_config_file: str | os.PathLike[str] | None = None,
+    max_traces_in_flight: int | None = None,
+    max_spans_per_trace: int | None = None,
+    trace_ttl_seconds: float | None = None,
 ) -> Telemetry:
     """Set up otelperf once per process and serve /metrics; returns the :class:`Telemetry`.
 
@@ -230,6 +275,9 @@ def configure(
         process_memory_limit=process_memory_limit,
         ignore_spans=ignore_spans,
         web_config_file=web_config_file,
+        max_traces_in_flight=max_traces_in_flight,
+        max_spans_per_trace=max_spans_per_trace,
+        trace_ttl_seconds=trace_ttl_seconds,
     )
     key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
     with _lock:
@@ -243,7 +291,12 @@ def configure(
                 f"({_describe_difference(_current.settings, settings)}); call "
                 "Telemetry.shutdown() first to reconfigure"
             )
-        telemetry = _build(settings, key, tracer_provider, meter_provider, registry, set_global)
+        quiet = _SameNameAcrossMeters()
+        _SDK_VIEWS_LOG.addFilter(quiet)
+        try:
+            telemetry = _build(settings, key, tracer_provider, meter_provider, registry, set_global)
+        finally:
+            _SDK_VIEWS_LOG.removeFilter(quiet)
         if settings.start_server and not settings.disabled:
             try:
                 telemetry._start_server()
@@ -265,6 +318,18 @@ def _describe_difference(old: Settings, new: Settings) -> str:
         if getattr(old, f) != getattr(new, f)
     ]
     return "; ".join(diffs) or "other providers or registry"
+
+
+class _SameNameAcrossMeters(logging.Filter):
+    """otelperf's error and overflow counters are one instrument name on each of its meters by
+    design (the exporter merges them into one family); with views, the SDK warns about that at
+    registration.  Dropped while configure() registers otelperf's own instruments only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "conflicting metrics identities" not in record.getMessage()
+
+
+_SDK_VIEWS_LOG = logging.getLogger("opentelemetry.sdk.metrics._internal.metric_reader_storage")
 
 
 def _build(
@@ -305,7 +370,10 @@ def _build(
     if mp is None:
         mp = metrics.get_meter_provider()
         if sdk_compat.is_unset_meter_provider(mp) or not set_global:
-            mp = MeterProvider(metric_readers=[prometheus_reader(reg)], resource=resource)
+            mp = MeterProvider(
+                metric_readers=[prometheus_reader(reg)], resource=resource,
+                views=cardinality_views(settings.max_operations),
+            )  # fmt: skip
             owns_mp = True
             if set_global:
                 metrics.set_meter_provider(mp)
@@ -331,6 +399,9 @@ def _build(
         proc = BottleneckSpanProcessor(
             meter_provider=mp,
             max_operations=settings.max_operations,
+            max_traces_in_flight=settings.max_traces_in_flight,
+            max_spans_per_trace=settings.max_spans_per_trace,
+            trace_ttl_seconds=settings.trace_ttl_seconds,
             registry=reg,
             duration_buckets=settings.duration_buckets,
             namer=SpanNamer(ignore=settings.ignore_spans),
@@ -347,6 +418,38 @@ def _build(
     except Exception as exc:  # resource metrics are extras: never fail configure() for them
         _log.warning("otelperf: host/process metrics and /health unavailable: %s", exc)
     return telemetry
+
+
+def series_bound(max_operations: int) -> int:
+    """The most series any otelperf instrument can have under otelperf's own caps.
+
+    The widest is a per-(operation, outcome, error_type) histogram: ``max_operations`` names
+    plus ``__overflow__``, each with success and up to MAX_ERROR_TYPES error types plus their
+    ``__overflow__``; the (root, operation) pairs (PAIRS_PER_OPERATION per name), the caches
+    (two results for 2 * max_operations names) and the API tables are all narrower.
+
+    >>> series_bound(1000)
+    52104
+    """
+    return (max_operations + 2) * max(MAX_ERROR_TYPES + 2, PAIRS_PER_OPERATION + 2, 4)
+
+
+def cardinality_views(max_operations: int) -> list[View]:
+    """Views lifting the OTel SDK's cardinality limit (2,000 series per instrument by default,
+    past which it folds series into ``otel_metric_overflow="true"`` silently) above what
+    otelperf's caps allow, for otelperf's meters only: otelperf's caps, which count their
+    overflow in ``otelperf_cardinality_overflow_total``, always bind first.  configure() gives
+    them to the MeterProvider it creates; give them to your own (``MeterProvider(views=...)``)
+    when otelperf records into it.
+
+    >>> len(cardinality_views(1000))
+    3
+    """
+    limit = series_bound(max_operations)
+    return [
+        View(meter_name=meter, aggregation_cardinality_limit=limit)
+        for meter in (N.METER_NAME, PROCESSOR_METER_NAME, N.RESOURCES_METER_NAME)
+    ]
 
 
 def current() -> Telemetry | None:

@@ -208,3 +208,12 @@ def test_every_accepted_slos_config_makes_files_promtool_loads(
     cfg = rules.config_from_mapping({"slos": slos, "job_selector": selector})
     proc = _promtool_check(tmp_path, cfg)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_name_with_the_replacement_character_makes_a_loadable_file(tmp_path: Path) -> None:
+    """Prometheus' lexer refuses a raw U+FFFD in a string literal; names made safe for the
+    exposition can hold one (a lone surrogate becomes '?', but U+FFFD may come as is)."""
+    name = "report-\ufffd.csv"
+    cfg = rules.config_from_mapping({"operations": {name: {"operation_slow_p95_seconds": 2}}})
+    proc = _promtool_check(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -22,8 +22,10 @@ from opentelemetry.metrics import Histogram, Observation
 from opentelemetry.trace import SpanKind
 
 from otelperf import _names as N
+from otelperf._core.labels import safe_label
 from otelperf._core.selfmetrics import Tally
 from otelperf.derive.naming import http_authority, http_status
+from otelperf.emit.checks import MAX_COUNT
 from otelperf.emit.prices import cost_of
 
 _CLIENT = SpanKind.CLIENT
@@ -37,7 +39,20 @@ def _tokens(attrs: Any, name: str, old_name: str) -> int:
     n = attrs.get(name)
     if n is None:
         n = attrs.get(old_name)
-    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
+    # Bounded like the API's arguments (MAX_COUNT): an absurd attribute must not reach the
+    # price arithmetic or a scrape-time callback.
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_COUNT else 0
+
+
+def _cost(cost: Any) -> float | None:
+    """A span's cost attribute when it is a finite number >= 0."""
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)):
+        return None
+    try:
+        x = float(cost)
+    except OverflowError:
+        return None
+    return x if 0 <= x < float("inf") else None
 
 
 class Count:
@@ -115,7 +130,7 @@ class Accounts:
             dur,
             tin,
             tout,
-            float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+            _cost(cost),
             cached,
             reasoning,
         )
@@ -134,7 +149,7 @@ class Accounts:
                     key = (N.OVERFLOW, result)
                     c = self.cache.get(key)
                 if c is None:
-                    c = self.cache[key] = Count({N.CACHE: key[0], N.RESULT: result})
+                    c = self.cache[key] = Count({N.CACHE: safe_label(key[0]), N.RESULT: result})
             c.value += 1
 
     def count_api(
@@ -180,7 +195,7 @@ class Accounts:
                     self.overflows.add(OVERFLOW_COMPONENT)
                     labels = (N.OVERFLOW, N.OVERFLOW)
                 else:
-                    labels = self.api_keys[(api, model)] = (api, model)
+                    labels = self.api_keys[(api, model)] = (safe_label(api), safe_label(model))
             a, m = labels
             key3 = (a, m, outcome)
             calls = self.api_calls.get(key3)

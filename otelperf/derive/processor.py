@@ -43,10 +43,13 @@ def _check_buckets(buckets: Iterable[float]) -> tuple[float, ...]:
     return out
 
 
-def _check(max_operations: int, max_traces: int, max_spans: int, ttl: float) -> None:
+def _check(
+    max_operations: int, max_traces: int, max_spans: int, ttl: float, max_held: int = 1
+) -> None:
     for arg, value in (("max_operations", max_operations),
                        ("max_traces_in_flight", max_traces),
-                       ("max_spans_per_trace", max_spans)):  # fmt: skip
+                       ("max_spans_per_trace", max_spans),
+                       ("max_spans_held", max_held)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"BottleneckSpanProcessor({arg}={value!r}): must be an int")
         if value < 1:
@@ -95,13 +98,16 @@ class BottleneckSpanProcessor(SpanProcessor):
         max_traces_in_flight: int = 10000,
         max_spans_per_trace: int = 1000,
         trace_ttl_seconds: float = 60.0,
+        max_spans_held: int = 200_000,
         registry: prometheus_client.CollectorRegistry | None = None,
         duration_buckets: Iterable[float] = N.DEFAULT_DURATION_BUCKETS,
         namer: SpanNamer | None = None,
         _clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        _check(max_operations, max_traces_in_flight, max_spans_per_trace, trace_ttl_seconds)
+        _check(max_operations, max_traces_in_flight, max_spans_per_trace, trace_ttl_seconds,
+               max_spans_held)  # fmt: skip
         self.max_operations = max_operations
+        self.max_spans_held = max_spans_held
         self.max_traces_in_flight = max_traces_in_flight
         self.max_spans_per_trace = max_spans_per_trace
         self.trace_ttl_seconds = float(trace_ttl_seconds)
@@ -136,7 +142,7 @@ class BottleneckSpanProcessor(SpanProcessor):
             max_traces=self.max_traces_in_flight, max_spans=self.max_spans_per_trace,
             ttl=self.trace_ttl_seconds, clock=self._clock, finish=self.totals.add_root,
             account=self.accounts.account, errors=self.errors,
-            classify=self.namer.classify, red=self.red,
+            classify=self.namer.classify, red=self.red, max_held=self.max_spans_held,
         )  # fmt: skip
         self.table.closed = self.accounts.closed = self._closed
         # The SDK calls these for every span: bound straight to the table's methods, so the

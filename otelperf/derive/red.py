@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar, Sample
 
 from otelperf import _names as N
+from otelperf._core.labels import safe_label
 from otelperf._core.per_provider import PerProvider
 from otelperf._core.selfmetrics import Tally
 from otelperf._core.warn import Once
@@ -106,6 +107,8 @@ class Red:
             s = self.series.get(key)
             if s is not None:
                 return s
+            # A new key: its names become exposition-safe label values here, once.
+            op, error_type = safe_label(op), safe_label(error_type)
             types = self.error_types.get(op)
             if types is None:
                 if len(self.error_types) >= self.max_operations and op != N.OVERFLOW:

@@ -14,6 +14,7 @@ import threading
 from opentelemetry.metrics import Observation
 
 from otelperf import _names as N
+from otelperf._core.labels import safe_label
 from otelperf._core.selfmetrics import Tally
 from otelperf._core.warn import Once
 from otelperf.derive.attribution import SpanTuple, attribute_fast
@@ -99,7 +100,7 @@ class Totals:
             if len(names) >= self.max_operations:
                 self.overflow(N.OPERATION)
                 return N.OVERFLOW
-            label = names[name] = name
+            label = names[name] = safe_label(name)  # once per distinct name
         return label
 
     def overflow(self, what: str) -> None:
@@ -116,7 +117,7 @@ class Totals:
         r = self.roots.get(root)
         if r is None:
             r = self.roots[root] = RootTotal(root)
-        if root == name:
+        if name in self.names:  # under the cap (its label may differ: made safe)
             fast = self.fast.get(name)
             if fast is None:
                 fast = self.fast[name] = (r, {})
@@ -136,7 +137,7 @@ class Totals:
                 p = pairs.get(key)
             if p is None:
                 p = pairs[key] = PairTotal(*key)
-        if op == name and key[1] == name and root != N.OVERFLOW:
+        if name in self.names and key[1] == op and root != N.OVERFLOW:
             ops[name] = p
         return p
 

@@ -10,7 +10,9 @@ root.  :meth:`TraceTable.on_start` and :meth:`TraceTable.on_end` *are* the proce
 directly, with no call per span the old single class did not make.
 
 Bounded memory: at most ``max_traces`` local roots are tracked (further roots and their spans
-are dropped, reason ``capacity``), at most ``max_spans`` spans per root (``truncated``), roots
+are dropped, reason ``capacity``), at most ``max_held`` spans held across all of them (further
+ones are dropped, reason ``capacity``: the bound that keeps the worst case to tens of MB rather
+than ``max_traces * max_spans`` spans), at most ``max_spans`` spans per root (``truncated``), roots
 still open after ``ttl`` seconds are discarded by a sweep that runs when a root starts and at
 scrape time (``expired``; no thread), and spans ending after their root are ``late``.
 """
@@ -116,8 +118,14 @@ class TraceBook:
         errors: Tally,
         classify: Classify,
         red: Any,
+        max_held: int = 200_000,
     ) -> None:
         self.max_traces = max_traces
+        self.max_held = max_held
+        # Spans held under all roots in flight: incremented without the lock (so a rare lost
+        # update under contention), decremented when a root is sealed, and recounted exactly
+        # by every sweep (at most a second apart), so it never drifts for long.
+        self.held = 0
         self.max_spans = max_spans
         self.max_children = max_spans - 1  # the root itself is the last one
         self.ttl = ttl
@@ -220,6 +228,7 @@ class TraceBook:
             if n:
                 self.dropped[EXPIRED] = self.dropped.get(EXPIRED, 0) + n
             self._tombstone(root.trace_id, EXPIRED)
+        self.held = sum(len(r.spans) for r in roots.values() if r.spans is not None)
 
     # -- readings (scrape time) and shutdown ----------------------------------------------------
     def in_flight(self) -> int:
@@ -247,6 +256,7 @@ class TraceBook:
             self.traces.clear()
             self.shared.clear()
             self.tombstones.clear()
+            self.held = 0
 
 
 class TraceTable(TraceBook):
@@ -362,6 +372,7 @@ class TraceTable(TraceBook):
                         else:  # _retire's usual case: the trace's only root
                             del self.traces[trace_id]
                         sealed = root.seal(False)
+                        self.held -= len(sealed) - 1  # its children (its own tuple was not held)
                 finally:
                     lock.release()
                 if sealed is not None:
@@ -383,10 +394,15 @@ class TraceTable(TraceBook):
                     if spans is None:
                         self._settle(root, None)
                     elif len(spans) < self.max_children:
-                        tup = (sid, pid, name, start, end)
-                        spans.append(tup)
-                        if root.spans is None:
-                            self._settle(root, tup)
+                        if self.held < self.max_held:
+                            tup = (sid, pid, name, start, end)
+                            spans.append(tup)
+                            self.held += 1
+                            if root.spans is None:
+                                self._settle(root, tup)
+                        else:  # the global cap on held spans
+                            with self.lock:
+                                self.dropped[CAPACITY] = self.dropped.get(CAPACITY, 0) + 1
                     else:
                         with self.lock:
                             self.dropped[TRUNCATED] = self.dropped.get(TRUNCATED, 0) + 1

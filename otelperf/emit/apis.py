@@ -28,7 +28,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otelperf import _names as N
 from otelperf._core import sinks
 from otelperf._core.warn import Once
-from otelperf.emit.checks import check_count, check_money, check_name
+from otelperf.emit.checks import check_count, check_money, check_name, show
+from otelperf.emit.pipeline import INTERRUPTIONS
 
 _log = logging.getLogger("otelperf")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,12 +65,15 @@ def record_cache(cache: str, hit: bool) -> None:
     """
     check_name("record_cache", "cache", cache)
     if not isinstance(hit, bool):
-        raise TypeError(f"record_cache(hit={hit!r}): hit must be True or False")
+        raise TypeError(f"record_cache(hit={show(hit)}): hit must be True or False")
     p = sinks.active()
     if p is None:
         _no_sink("record_cache")
         return
-    p.count_cache(cache, hit)
+    try:
+        p.count_cache(cache, hit)
+    except Exception as exc:  # otelperf's own failure: counted, never into the application
+        p.errors.error("apis", exc)
 
 
 def _check_model(func: str, model: object) -> str:
@@ -112,15 +116,22 @@ def record_api_call(
     cost = None if cost_usd is None else check_money(f, "cost_usd", cost_usd)
     dur = None if duration_seconds is None else check_money(f, "duration_seconds", duration_seconds)
     if error is not None and not isinstance(error, (BaseException, str, bool)):
-        raise TypeError(f"{f}(error={error!r}): error must be an exception, a string, or a bool")
+        raise TypeError(
+            f"{f}(error={show(error)}): error must be an exception, a string, or a bool"
+        )
     p = sinks.active()
     if p is None:
         _no_sink(f)
         return
-    p.count_api(
-        api, m, bool(error), dur, input_tokens, output_tokens, cost, cached_input_tokens,
-        reasoning_tokens,
-    )  # fmt: skip
+    # An interruption passed as the error (a cancelled call) is not a failure (docs/metrics.md).
+    failed = bool(error) and not isinstance(error, INTERRUPTIONS)
+    try:
+        p.count_api(
+            api, m, failed, dur, input_tokens, output_tokens, cost, cached_input_tokens,
+            reasoning_tokens,
+        )  # fmt: skip
+    except Exception as exc:  # otelperf's own failure: counted, never into the application
+        p.errors.error("apis", exc)
 
 
 def check_part(func: str, arg: str, value: object, whole_arg: str, whole: int) -> int:
@@ -223,6 +234,10 @@ class ApiCall:
         self._done = True
         try:
             span = self._span
+            if exc is not None and isinstance(exc, INTERRUPTIONS):
+                # Cancelled or interrupted, not failed (docs/metrics.md): outcome success.
+                span.set_attribute(N.ATTR_INTERRUPTED, type(exc).__name__)
+                exc = None
             if exc is not None:
                 span.set_attribute(N.ATTR_ERROR_TYPE, type(exc).__name__)
                 span.record_exception(exc)
@@ -302,7 +317,7 @@ class _ApiCallFactory:
 
     def __call__(self, func: F) -> F:
         if not callable(func):
-            raise TypeError(f"api_call() can only decorate a callable, got {func!r}")
+            raise TypeError(f"api_call() can only decorate a callable, got {show(func)}")
         api, model = self.api, self.model
         if inspect.iscoroutinefunction(func):
 

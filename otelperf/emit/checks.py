@@ -4,6 +4,26 @@ from __future__ import annotations
 
 import math
 
+MAX_COUNT = 2**63 - 1
+"""Largest count one call may add (items, bytes, tokens): an int64, as every metrics backend
+stores counters.  Larger values are refused at the call with a ValueError naming the
+argument, so one absurd value can never reach (and break) a scrape-time callback."""
+
+
+def show(value: object) -> str:
+    """``repr(value)`` short enough for an error message (a 100 KB name, a 5,000-digit int).
+
+    >>> show(10**400)
+    'an int of 1329 bits'
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
 
 def check_name(func: str, arg: str, value: object) -> str:
     """A non-empty string, else ValueError naming ``func(arg=value)``.
@@ -12,7 +32,7 @@ def check_name(func: str, arg: str, value: object) -> str:
     'sessions'
     """
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{func}({arg}={value!r}): {arg} must be a non-empty string")
+        raise ValueError(f"{func}({arg}={show(value)}): {arg} must be a non-empty string")
     return value
 
 
@@ -23,9 +43,13 @@ def check_money(func: str, arg: str, value: object) -> float:
     1.0
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{func}({arg}={value!r}): {arg} must be a number")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{func}({arg}={value!r}): {arg} must be a finite number >= 0")
+        raise TypeError(f"{func}({arg}={show(value)}): {arg} must be a number")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite or value < 0:
+        raise ValueError(f"{func}({arg}={show(value)}): {arg} must be a finite number >= 0")
     return float(value)
 
 
@@ -36,7 +60,7 @@ def check_count(func: str, arg: str, value: object) -> int:
     3
     """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{func}({arg}={value!r}): {arg} must be an int")
-    if value < 0:
-        raise ValueError(f"{func}({arg}={value!r}): {arg} must be >= 0")
+        raise TypeError(f"{func}({arg}={show(value)}): {arg} must be an int")
+    if value < 0 or value > MAX_COUNT:
+        raise ValueError(f"{func}({arg}={show(value)}): {arg} must be between 0 and 2**63 - 1")
     return value

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from otelperf.emit.checks import show
 from otelperf.emit.operation import Operation
 from otelperf.emit.pipeline import STATE
 from otelperf.emit.wrappers import Site, decorate
@@ -55,7 +56,7 @@ class Measure:
     def _enter(self, cpu: bool) -> Operation:
         if self._op is not None:
             raise RuntimeError(
-                f"measure({self._site.name!r}) is already in use as a context manager; "
+                f"measure({show(self._site.name)}) is already in use as a context manager; "
                 "write `with measure(...)` once per block instead of reusing one object"
             )
         site = self._site
@@ -119,7 +120,7 @@ def measure(name_or_func: Any = None, /, *, track_memory: bool = False) -> Any:
     ``track_memory=True`` also records the resident-memory change (one RSS read at each end).
     """
     if not isinstance(track_memory, bool):
-        raise TypeError(f"measure(track_memory={track_memory!r}): must be True or False")
+        raise TypeError(f"measure(track_memory={show(track_memory)}): must be True or False")
     if isinstance(name_or_func, str):
         if not name_or_func.strip():
             raise ValueError("measure(name=''): the operation name must be a non-empty string")
@@ -132,7 +133,7 @@ def measure(name_or_func: Any = None, /, *, track_memory: bool = False) -> Any:
     if callable(name_or_func) and not isinstance(name_or_func, type):
         return decorate(name_or_func, Site(_qualified(name_or_func), track_memory))
     raise TypeError(
-        f"measure({name_or_func!r}): expected an operation name (str) or a function, "
+        f"measure({show(name_or_func)}): expected an operation name (str) or a function, "
         f"got {type(name_or_func).__name__}"
     )
 

@@ -16,6 +16,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from otelperf import _names as N
+from otelperf._core.labels import safe_label
+from otelperf.emit.checks import MAX_COUNT, show
 
 if TYPE_CHECKING:
     from otelperf.emit.pipeline import Pipeline
@@ -40,6 +42,8 @@ class OpStats:
     )  # fmt: skip
 
     def __init__(self, label: str, pipeline: Pipeline, overflow: bool = False) -> None:
+        # Made once per distinct name: the label value is made exposition-safe here.
+        label = safe_label(label)
         self.label = label
         self.pipeline = pipeline
         self.op_attrs = {N.OPERATION: label}
@@ -63,7 +67,7 @@ class OpStats:
                 attrs = {
                     N.OPERATION: self.label,
                     N.OUTCOME: N.OUTCOME_ERROR,
-                    N.ERROR_TYPE: error_type,
+                    N.ERROR_TYPE: safe_label(error_type),
                 }
                 self.error_attrs[error_type] = attrs
         return attrs
@@ -110,7 +114,7 @@ class Operation:
         >>> with measure("parse") as op:
         ...     op.add_items(3)
         """
-        if type(n) is not int or n < 0:
+        if type(n) is not int or n < 0 or n > MAX_COUNT:
             raise bad_count("add_items", n)
         self._items += n
 
@@ -120,7 +124,7 @@ class Operation:
         >>> with measure("download") as op:
         ...     op.add_bytes(1024)
         """
-        if type(n) is not int or n < 0:
+        if type(n) is not int or n < 0 or n > MAX_COUNT:
             raise bad_count("add_bytes", n)
         self._bytes += n
 
@@ -131,7 +135,7 @@ class Operation:
         ...     op.set_attribute("db.table", "orders")
         """
         if not isinstance(key, str) or not key:
-            raise TypeError(f"set_attribute(key={key!r}): key must be a non-empty string")
+            raise TypeError(f"set_attribute(key={show(key)}): key must be a non-empty string")
         self._span.set_attribute(key, value)
 
     @property
@@ -143,5 +147,5 @@ class Operation:
 def bad_count(method: str, n: object) -> Exception:
     """The error add_items/add_bytes raise for ``n`` (an int below 0, or not an int)."""
     if isinstance(n, int) and not isinstance(n, bool):
-        return ValueError(f"{method}(n={n}): n must be >= 0")
-    return TypeError(f"{method}(n={n!r}): n must be an int, got {type(n).__name__}")
+        return ValueError(f"{method}(n={show(n)}): n must be between 0 and 2**63 - 1")
+    return TypeError(f"{method}(n={show(n)}): n must be an int, got {type(n).__name__}")

@@ -16,6 +16,7 @@ the pipeline is built.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterable
 from time import perf_counter_ns, thread_time_ns, time_ns
@@ -28,7 +29,7 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.trace import Status, StatusCode, Tracer
 
 from otelperf import _names as N
-from otelperf._core import selfmetrics, sinks
+from otelperf._core import fork, selfmetrics, sinks
 from otelperf._core.per_provider import PerProvider
 from otelperf._core.process import current_rss
 from otelperf._core.selfmetrics import Tally
@@ -41,6 +42,14 @@ _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span = trace.set_span_in_context
 _NO_CONTEXT = otel_context.Context()
+
+# Exceptions that interrupt an operation without it failing: a cancelled task or request, the
+# process being stopped, a generator closed by its consumer.  Counted as outcome="success" with
+# no error_type (docs/metrics.md "Interrupted operations"): an error-rate alert must not fire
+# because clients hung up or a deployment restarted the service.
+INTERRUPTIONS: tuple[type[BaseException], ...] = (
+    asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit,
+)  # fmt: skip
 
 
 class Instruments:
@@ -85,7 +94,13 @@ class Instruments:
     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             p = self.current
-            return [] if p is None else read(p)
+            if p is None:
+                return []
+            try:
+                return read(p)
+            except Exception as exc:  # never fail the scrape; counted
+                p.errors.error(COMPONENT, exc)
+                return []
 
         return observe
 
@@ -134,6 +149,15 @@ class Pipeline:
         inst.current = inst.self_metrics.current = self
         self.histogram = inst.histogram
         self.memory_histogram = inst.memory_histogram
+        fork.on_fork(self._after_fork)
+
+    def _after_fork(self) -> None:
+        # The child counts its own work (docs/workers.md): the parent's totals and its threads'
+        # operations in flight are not the child's; the names and their labels stay.  A fresh
+        # lock: a parent thread may have held this one at fork().
+        self.lock = threading.Lock()
+        for s in [*self.ops.values(), self.overflow]:
+            s.items = s.bytes = s.cpu_ns = s.in_flight = 0
 
     # -- operation table (bounded) ---------------------------------------------------------
     def stats(self, name: str) -> OpStats:
@@ -176,7 +200,8 @@ class Pipeline:
         return [Observation(s.cpu_ns * 1e-9, s.op_attrs) for s in self._all() if s.cpu_ns]
 
     def observe_in_flight(self) -> list[Observation]:
-        return [Observation(s.in_flight, s.op_attrs) for s in self._all()]
+        # Never below 0: an operation a forked child finishes started before the fork reset.
+        return [Observation(max(0, s.in_flight), s.op_attrs) for s in self._all()]
 
     # -- per call ----------------------------------------------------------------------------
     def start(self, stats: OpStats, name: str, cpu: bool, memory: bool) -> Operation:
@@ -212,6 +237,9 @@ class Pipeline:
             end = None  # success: the span ends now (span.end() reads the clock)
             if exc is None:
                 attrs = stats.ok_attrs
+            elif isinstance(exc, INTERRUPTIONS):
+                attrs = stats.ok_attrs
+                span.set_attribute(N.ATTR_INTERRUPTED, type(exc).__name__)
             else:
                 # The span ends when the call did, not after the exception is recorded below
                 # (a traceback costs ~0.3 ms): the processor's duration histogram reads it.

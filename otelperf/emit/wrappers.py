@@ -12,6 +12,7 @@ import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any
 
+from otelperf.emit.checks import show
 from otelperf.emit.operation import OpStats
 from otelperf.emit.pipeline import STATE, current_pipeline, resume, suspend
 
@@ -41,7 +42,7 @@ def decorate(func: Any, site: Site) -> Any:
     if isinstance(func, (staticmethod, classmethod)):
         return type(func)(decorate(func.__func__, site))
     if not callable(func):
-        raise TypeError(f"measure() can only decorate a callable, got {func!r}")
+        raise TypeError(f"measure() can only decorate a callable, got {show(func)}")
 
     if inspect.isasyncgenfunction(func):
         return _wrap_async_gen(func, site)
@@ -138,9 +139,10 @@ def _wrap_gen(func: Callable[..., Generator[Any, Any, Any]], site: Site) -> Call
                     send = None
                 if ok:
                     resume(op, cpu)
-        except GeneratorExit:
-            raise
         except BaseException as exc:
+            # Also a GeneratorExit the body raised itself (not one close() threw in, which
+            # finished above): the operation ends here either way, or its span would stay open
+            # and current.  finish() is idempotent.
             if ok:
                 p.finish(op, exc)
             raise
@@ -193,9 +195,8 @@ def _wrap_async_gen(
                     send = None
                 if ok:
                     resume(op, False)
-        except GeneratorExit:
-            raise
         except BaseException as exc:
+            # Also a GeneratorExit the body raised itself: see _wrap_gen.
             if ok:
                 p.finish(op, exc)
             raise

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from otelperf import _names as N
 from otelperf._core import sdk_compat, selfmetrics
+from otelperf._core.labels import safe_label
 from otelperf._core.per_provider import PerProvider
 from otelperf._core.selfmetrics import Tally
 from otelperf.expose.health import DEGRADED, HealthThresholds, Readings, evaluate
@@ -126,15 +127,16 @@ class ResourceMonitor:
         # OTel cannot remove instruments from a provider the application owns: after close()
         # the callbacks report nothing instead.
         self._closed = False
-        self._scrape_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
-        self._health_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
 
         holder = _instruments.get(meter_provider)
         self._holder = holder
         # Counts carry over when configure() runs again on the same provider: counters stay
-        # monotonic instead of resetting.
+        # monotonic instead of resetting.  Set before the first guarded reading below: a probe
+        # failing at start-up is counted there, and the monitor (/health, the gauges) stays.
         self.errors = holder.errors
         self.overflows = holder.overflows
+        self._scrape_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
+        self._health_cpu = self._guard(lambda: CpuSampler(self.probes.cpu_times))
         holder.current = self
 
         # prometheus_client.REGISTRY has these from import time; a private registry gets them
@@ -183,7 +185,7 @@ class ResourceMonitor:
     def _observe_filesystems(self, options: CallbackOptions) -> Iterator[Observation]:
         fs = self._guard(lambda: filesystems(self.probes, self._on_fs_error)) or {}
         for mountpoint, value in fs.items():
-            yield Observation(value, {N.MOUNTPOINT: mountpoint})
+            yield Observation(value, {N.MOUNTPOINT: safe_label(mountpoint)})
 
     def _observe_threads(self, options: CallbackOptions) -> Iterator[Observation]:
         value = self._guard(self.probes.num_threads)

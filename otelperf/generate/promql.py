@@ -68,6 +68,9 @@ def escape_string(value: str) -> str:
     return (
         value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         .replace("\r", "\\r").replace("\t", "\\t")
+        # Prometheus' lexer reads a raw U+FFFD as a decoding error ("invalid UTF-8 rune"): the
+        # escape stands for the same character.
+        .replace("\ufffd", "\\uFFFD")
     )  # fmt: skip
 
 
