@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import mmap
 import os
 import threading
 from collections import namedtuple
@@ -346,9 +347,14 @@ def test_readings_after_fork_are_the_childs(served: Served) -> None:
 def test_current_rss_agrees_with_psutil_and_follows_allocation() -> None:
     before = probe_module.current_rss()
     assert abs(before - psutil.Process().memory_info().rss) <= 64 * 4096
-    block = bytearray(b"\x01") * (32 * 2**20)
+    # Fresh pages from the kernel, each touched: a malloc'd bytearray may reuse pages an earlier
+    # test freed but the allocator kept resident (glibc raises its mmap threshold after a big
+    # free), and then RSS does not move at all.
+    block = mmap.mmap(-1, 32 * 2**20)
+    for offset in range(0, len(block), mmap.PAGESIZE):
+        block[offset] = 1
     grown = probe_module.current_rss() - before
-    del block
+    block.close()
     assert 31 * 2**20 <= grown <= 40 * 2**20
 
 
