@@ -340,19 +340,20 @@ class ReportData:
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (docs/report.md): plain types, NaN and unknown as None."""
         return {
-            "source": _clean(_asdict(self.source)),
+            "source": json_safe(_asdict(self.source)),
             "endpoints": [
-                {k: _clean(getattr(r, k)) for k in _CONTRACT_ENDPOINT_KEYS} for r in self.endpoints
+                {k: json_safe(getattr(r, k)) for k in _CONTRACT_ENDPOINT_KEYS}
+                for r in self.endpoints
             ],
             "operations": [
-                {k: _clean(getattr(r, k)) for k in _CONTRACT_OPERATION_KEYS} | _histogram(r)
+                {k: json_safe(getattr(r, k)) for k in _CONTRACT_OPERATION_KEYS} | _histogram(r)
                 for r in self.operations
             ],
-            "bottlenecks": [_clean(_asdict(r)) for r in self.bottlenecks],
-            "caches": [_clean(_asdict(r)) for r in self.caches],
-            "apis": [_clean(_asdict(r)) for r in self.apis],
-            "resources": _clean(self.resources),
-            "warnings": [_clean(_asdict(w)) for w in self.warnings],
+            "bottlenecks": [json_safe(_asdict(r)) for r in self.bottlenecks],
+            "caches": [json_safe(_asdict(r)) for r in self.caches],
+            "apis": [json_safe(_asdict(r)) for r in self.apis],
+            "resources": json_safe(self.resources),
+            "warnings": [json_safe(_asdict(w)) for w in self.warnings],
             "recommendations": [
                 {"kind": r.kind, "subject": r.subject, "message": r.message}
                 for r in self.recommendations
@@ -406,8 +407,8 @@ CSV_TABLES = (*_CSV_TABLES, "resources")
 def _histogram(r: OperationRow) -> dict[str, Any]:
     """The JSON's histogram keys (not CSV columns): ``sum_seconds`` and cumulative ``buckets``
     as ``[[le, count], ...]`` with ``"+Inf"`` for the last bound (JSON has no infinity)."""
-    pairs = [["+Inf" if math.isinf(le) else _clean(le), _clean(c)] for le, c in r.buckets]
-    return {"sum_seconds": _clean(r.duration_sum), "buckets": pairs}
+    pairs = [["+Inf" if math.isinf(le) else json_safe(le), json_safe(c)] for le, c in r.buckets]
+    return {"sum_seconds": json_safe(r.duration_sum), "buckets": pairs}
 
 
 def _csv_value(v: Any) -> str:
@@ -418,14 +419,14 @@ def _asdict(obj: Any) -> dict[str, Any]:
     return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
 
 
-def _clean(v: Any) -> Any:
+def json_safe(v: Any) -> Any:
     """JSON-safe: NaN/inf -> None, integral floats -> int (counts read as counts)."""
     if isinstance(v, float):
         if not math.isfinite(v):
             return None
         return int(v) if v.is_integer() and abs(v) < 2**53 else v
     if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
+        return {k: json_safe(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
+        return [json_safe(x) for x in v]
     return v

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otelperf.report.compare import stats
-from otelperf.report.model import histogram_quantile
+from otelperf.report.model import histogram_quantile, json_safe
 
 VERDICTS = ("regressed", "improved", "unchanged", "insufficient_data")
 DEFAULT_ALPHA = 0.05
@@ -152,17 +152,17 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract: plain types, unknown figures as None (never NaN)."""
         return {
-            "baseline": _clean(self.baseline.source),
-            "candidate": _clean(self.candidate.source),
+            "baseline": json_safe(self.baseline.source),
+            "candidate": json_safe(self.candidate.source),
             "settings": {
                 "alpha": self.settings.alpha,
                 "min_effect": self.settings.min_effect,
-                "min_calls": _clean(float(self.settings.min_calls)),
+                "min_calls": json_safe(float(self.settings.min_calls)),
                 "correction": "holm",
                 "tests": self.tests,
             },
             "summary": {v: sum(o.verdict == v for o in self.operations) for v in VERDICTS},
-            "operations": [_clean(o.figures()) for o in self.operations],
+            "operations": [json_safe(o.figures()) for o in self.operations],
         }
 
     def to_json(self) -> str:
@@ -279,16 +279,3 @@ def aligned_counts(
         return out
 
     return per_bucket(baseline), per_bucket(candidate)
-
-
-def _clean(v: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, integral floats -> int (counts read as counts)."""
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return None
-        return int(v) if v.is_integer() and abs(v) < 2**53 else v
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
