@@ -13,7 +13,6 @@ import os
 import queue
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,12 +39,6 @@ RUNBOOK = (
     "https://github.com/otelperf/otelperf/blob/main/docs/runbooks.md#otelperfoperationerrorratehigh"
 )
 SUMMARY = "An operation is failing more often than its error budget allows."
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Webhook:

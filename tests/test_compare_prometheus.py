@@ -26,7 +26,6 @@ import json
 import math
 import random
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -39,7 +38,7 @@ import pytest
 
 from otelperf._names import DEFAULT_DURATION_BUCKETS
 from otelperf.cli import main
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -137,12 +136,6 @@ def generate(path: Path) -> dict[str, list[int]]:
     return calls
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A real Prometheus serving the planted history; the generator's call counts."""
@@ -154,7 +147,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                     str(tmp / "history.om"), str(data)],
                    check=True, capture_output=True, timeout=120)  # fmt: skip
     (tmp / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    port = _free_port()
+    port = free_port()
     log = tmp / "prometheus.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 import otelperf.generate.dashboards as D
 from otelperf import _names as N
 from otelperf import demo
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 from tests.test_dashboards import generated, panels, used_variables, variables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,12 +40,6 @@ JOB = "otelperf-demo"
 SCRAPE_SECONDS = 1
 MAX_DATA_POINTS = 1000  # roughly what Grafana asks for on a wide panel
 NO_VALUE = "(__no_value__)"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(what: str, check: Any, timeout: float, proc: subprocess.Popen[bytes], log: Path) -> Any:
@@ -103,7 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             30, demo, demo_log,
         ).group(1)  # fmt: skip
         target = url.removeprefix("http://")
-        port = _free_port()
+        port = free_port()
         config = tmp / "prometheus.yml"
         config.write_text(
             json.dumps(  # JSON is YAML; rule files: the generated ones, as compose loads them

@@ -25,7 +25,6 @@ import math
 import os
 import re
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ import yaml
 import otelperf.generate.dashboards as D
 from otelperf import _names as N
 from tests.apps import serve_panels
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 from tests.scrape import get, scrape
 from tests.test_dashboard_queries import Stack, builtins, resolve, substitute
 from tests.test_dashboards import generated, panels, used_variables, variables
@@ -125,12 +124,6 @@ class App:
         return {BROKEN: 2, "GET " + self.api("stub"): 6}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _poll(what: str, check: Callable[[], Any], timeout: float, log: Callable[[], str]) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -166,7 +159,7 @@ def _scalar(stack: Stack, expr: str, at: float) -> float:
 
 def _start_prometheus(prometheus: str, tmp: Path, metrics_url: str) -> tuple[Any, Stack, Path]:
     """Prometheus scraping ``metrics_url`` every second with the generated rules loaded."""
-    port = _free_port()
+    port = free_port()
     config = tmp / "prometheus.yml"
     target = metrics_url.removeprefix("http://").removesuffix("/metrics")
     config.write_text(

@@ -44,6 +44,7 @@ import otelperf
 from otelperf._names import DEFAULT_DURATION_BUCKETS
 from otelperf.cli import main
 from otelperf.emit import prices
+from tests.conftest import free_port
 
 MS = 1_000_000
 
@@ -520,16 +521,8 @@ def assert_one_line_error(p: subprocess.CompletedProcess[str], *fragments: str) 
         assert f in lines[0], lines[0]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_url():
-    port = _free_port()
+    port = free_port()
     p = run_cli("--url", f"http://127.0.0.1:{port}/metrics")
     assert_one_line_error(p, f"cannot reach --url http://127.0.0.1:{port}/metrics",
                           "Connection refused")  # fmt: skip

@@ -15,7 +15,6 @@ import io
 import json
 import math
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -34,7 +33,7 @@ from otelperf.errors import UserError
 from otelperf.report.model import format_duration
 from otelperf.report.sources.prometheus import PrometheusClient, queries
 from otelperf.report.sources.series import SERIES
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary
 from tests.test_report_cli import (
     BOTTLENECKS,
     CACHES,
@@ -52,12 +51,6 @@ from tests.test_report_cli import (
 
 JOB = "otelperf-report-test"
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get_json(url: str) -> Any:
@@ -85,7 +78,7 @@ def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.
 def start_prometheus(tmp: Path, target: str, *flags: str) -> tuple[subprocess.Popen[bytes], str,
                                                                      Path]:  # fmt: skip
     binary = require_binary("prometheus")
-    port = _free_port()
+    port = free_port()
     config = tmp / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
@@ -262,7 +255,7 @@ def test_not_a_prometheus_server(window):
 
 
 def test_unreachable_prometheus():
-    port = _free_port()
+    port = free_port()
     p = run_cli("--prometheus", f"http://127.0.0.1:{port}")
     assert_one_line_error(p, f"cannot reach --prometheus http://127.0.0.1:{port}",
                           "Connection refused")  # fmt: skip

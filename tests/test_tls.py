@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from otelperf import ConfigError
 from otelperf.config import resolve
 from otelperf.expose import webconfig
 from otelperf.expose.workers import service_dir
-from tests.conftest import require_binary
+from tests.conftest import free_port, require_binary, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-scrape"
@@ -384,24 +384,6 @@ def test_missing_file_and_the_variable(pki: Path) -> None:
 
 
 # -- a real Prometheus scrapes over TLS with basic auth ---------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
 
 
 def _api(port: int, path: str) -> Any:
@@ -415,7 +397,7 @@ def test_real_prometheus_scrapes_over_tls_with_basic_auth(
 ) -> None:
     binary = require_binary("prometheus")
     target = urllib.parse.urlsplit(secured.metrics_url or "").netloc
-    port = _free_port()
+    port = free_port()
     (tmp_path / "pw").write_text(PASSWORD)
     config = tmp_path / "prometheus.yml"
     config.write_text(f"""
@@ -448,12 +430,12 @@ scrape_configs:
                 done = len(by_job) == 3 and all(t["lastScrape"][:4] != "0001" for t in active)
                 return by_job if done and by_job["secured"]["health"] == "up" else None
 
-            by_job = _wait(targets, 30, "the secured target up")
+            by_job = wait_for(targets, 30, "the secured target up")
             assert by_job["wrong-password"]["health"] == "down"
             assert "401" in by_job["wrong-password"]["lastError"]
             assert by_job["plain-http"]["health"] == "down"
             q = urllib.parse.quote('otelperf_roots_total{job="secured"}')
-            result = _wait(lambda: _api(port, f"/api/v1/query?query={q}")["result"], 15,
+            result = wait_for(lambda: _api(port, f"/api/v1/query?query={q}")["result"], 15,
                            "otelperf's series in Prometheus")  # fmt: skip
             assert [(r["metric"]["root_operation"], r["value"][1]) for r in result] == [
                 ("checkout", "1")
@@ -466,7 +448,7 @@ scrape_configs:
 # -- pre-fork workers: the process that takes over serves the same TLS and users ------------
 @pytest.mark.slow
 def test_gunicorn_takeover_keeps_tls_and_auth(pki: Path) -> None:
-    app_port, mport = _free_port(), _free_port()
+    app_port, mport = free_port(), free_port()
     env = dict(os.environ, OTEL_EXPORTER_PROMETHEUS_PORT=str(mport), PYTHONPATH=str(ROOT),
                OTEL_TRACES_EXPORTER="none", OTELPERF_WEB_CONFIG_FILE=tls_auth(pki))  # fmt: skip
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
@@ -486,10 +468,10 @@ def test_gunicorn_takeover_keeps_tls_and_auth(pki: Path) -> None:
         return int(json.loads(server_json.read_text())["ident"][0])
 
     try:
-        first = _wait(serving, 30, "the TLS endpoint")
+        first = wait_for(serving, 30, "the TLS endpoint")
         assert request(url, ctx)[0] == 401
         os.kill(first, signal.SIGKILL)
-        second = _wait(lambda: (s := serving()) != first and s, 15, "a takeover")
+        second = wait_for(lambda: (s := serving()) != first and s, 15, "a takeover")
         assert second != first
         assert request(url, ctx, basic("prometheus", "wrong"))[0] == 401
         with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):

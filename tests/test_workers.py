@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from otelperf.expose import workers
 from otelperf.expose.workers import SharedService, service_dir
+from tests.conftest import free_port, wait_for
 from tests.scrape import get, matching, scrape, value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,26 +33,6 @@ BIN = Path(sys.executable).parent
 N = 60
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: last {last!r}")
 
 
 class Service:

@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.conftest import free_port, wait_for
 from tests.scrape import get, matching, scrape, value
-from tests.test_workers import BIN, ROOT, free_port, wait_for
+from tests.test_workers import BIN, ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,10 @@ stdin closes.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
-import time
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -30,6 +27,7 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 import otelperf
 from otelperf import _names as N
 from tests.apps import fastapi_app
+from tests.apps.serve import serve_uvicorn
 from tests.apps.stub import start_stub
 
 SERVICE = "panels-fastapi"
@@ -75,19 +73,9 @@ def main() -> None:
     app = fastapi_app.make_app(f"http://127.0.0.1:{stub.server_port}")
     add_cached_route(app, f"http://127.0.0.1:{prices.server_port}")
     FastAPIInstrumentor.instrument_app(app)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True).start()
-
-    deadline = time.monotonic() + 30
-    while not uv.started:  # readiness: uvicorn sets it once its socket accepts
-        if time.monotonic() > deadline:
-            raise SystemExit("uvicorn did not start")
-        time.sleep(0.01)
+    uv, port = serve_uvicorn(app)
     info = {
-        "port": sock.getsockname()[1],
+        "port": port,
         "stub_port": stub.server_port,
         "prices_port": prices.server_port,
         "metrics_url": telemetry.metrics_url,
