@@ -14,6 +14,7 @@ from otelperf.errors import ConfigError, UserError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("otelperf.demo", "run a simulated service that serves /metrics"),
+    "run": ("otelperf.run", "run a Python batch job measured; report and push when it ends"),
     "report": ("otelperf.report.command", "summarise performance from /metrics or Prometheus"),
     "compare": (
         "otelperf.report.compare.command",

@@ -41,6 +41,8 @@ DEFAULT_IGNORED_SPANS: tuple[str, ...] = (
     "* websocket receive",
 )
 IGNORE_NOTHING = "none"  # OTELPERF_IGNORE_SPANS=none: an empty list (an empty variable is unset)
+# What a process writes when it exits (OTELPERF_REPORT, docs/batch.md); "none": nothing.
+REPORT_FORMATS: tuple[str, ...] = ("text", "json", "html", "none")
 
 
 def _show(value: object) -> str:
@@ -232,6 +234,16 @@ class Settings:
     max_traces_in_flight: int = DEFAULT_MAX_TRACES_IN_FLIGHT
     max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE
     trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS
+    # At exit (docs/batch.md): the final report and where it goes, and the Pushgateway push.
+    report_at_exit: str = "none"
+    report_file: str | None = None
+    push_gateway_url: str | None = None
+    push_job: str | None = None  # None: the service name
+
+    @property
+    def finishes_at_exit(self) -> bool:
+        """Whether the process writes a report or pushes its metrics when it exits."""
+        return self.report_at_exit != "none" or self.push_gateway_url is not None
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:
@@ -260,6 +272,10 @@ def resolve(
     max_traces_in_flight: int | None = None,
     max_spans_per_trace: int | None = None,
     trace_ttl_seconds: float | None = None,
+    report_at_exit: str | None = None,
+    report_file: str | os.PathLike[str] | None = None,
+    push_gateway_url: str | None = None,
+    push_job: str | None = None,
 ) -> Settings:
     """Resolve settings; arguments beat environment variables, which beat defaults.
 
@@ -379,6 +395,17 @@ def resolve(
     web_config = choose(web_config_file, "web_config_file", "OTELPERF_WEB_CONFIG_FILE",
                         _path, None)  # fmt: skip
 
+    report_at = choose(report_at_exit, "report_at_exit", "OTELPERF_REPORT", parse_report_format,
+                       "none")  # fmt: skip
+    report_path = choose(report_file, "report_file", "OTELPERF_REPORT_FILE", _path, None)
+    if report_at == "html" and report_path is None:
+        raise ConfigError(
+            "an HTML report at exit needs a file: set report_file= or OTELPERF_REPORT_FILE"
+        )
+    gateway = choose(push_gateway_url, "push_gateway_url", "OTELPERF_PUSHGATEWAY_URL",
+                     parse_http_url, None)  # fmt: skip
+    job = choose(push_job, "push_job", "OTELPERF_PUSHGATEWAY_JOB", _name, None)
+
     return Settings(
         service_name=name,
         resource_attributes=tuple(sorted(attrs.items())),
@@ -398,7 +425,48 @@ def resolve(
         max_traces_in_flight=max_traces,
         max_spans_per_trace=max_spans,
         trace_ttl_seconds=ttl,
+        report_at_exit=report_at,
+        report_file=report_path,
+        push_gateway_url=gateway,
+        push_job=job,
     )
+
+
+def parse_report_format(value: object, source: str) -> str:
+    """One of :data:`REPORT_FORMATS`, case-insensitive.
+
+    >>> parse_report_format("JSON", "OTELPERF_REPORT")
+    'json'
+    """
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in REPORT_FORMATS:
+        raise ConfigError(f"{source}={_show(value)} must be one of {', '.join(REPORT_FORMATS)}")
+    return text
+
+
+def parse_http_url(value: object, source: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host, without a trailing slash.
+
+    >>> parse_http_url("http://pushgateway:9091/", "OTELPERF_PUSHGATEWAY_URL")
+    'http://pushgateway:9091'
+    """
+    from urllib.parse import urlsplit
+
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{source}={_show(value)} is not an http:// or https:// URL with a host")
+    return text.rstrip("/")
+
+
+def _name(value: object, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{source}={_show(value)} must be a non-empty name")
+    return value.strip()
 
 
 def _path(value: object, source: str) -> str:

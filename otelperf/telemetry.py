@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import prometheus_client
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
@@ -24,13 +23,13 @@ from prometheus_client import CollectorRegistry
 from otelperf import _names as N
 from otelperf._core import fork, sdk_compat, sinks
 from otelperf._core.warn import warn_once
+from otelperf.batch.finish import ExitPlan, Finisher
+from otelperf.batch.hooks import ExitHooks
 from otelperf.config import Settings, resolve
-from otelperf.derive.instruments import METER_NAME as PROCESSOR_METER_NAME
+from otelperf.derive.cardinality import cardinality_views, series_bound
 from otelperf.derive.naming import SpanNamer
 from otelperf.derive.processor import BottleneckSpanProcessor
 from otelperf.derive.sampler import RecordEverythingSampler, attach, detach
-from otelperf.derive.totals import PAIRS_PER_OPERATION
-from otelperf.emit.operation import MAX_ERROR_TYPES
 from otelperf.emit.pipeline import Pipeline, install
 from otelperf.errors import ConfigError
 from otelperf.expose import webconfig
@@ -38,6 +37,8 @@ from otelperf.expose.health import HealthThresholds
 from otelperf.expose.resources import ResourceMonitor
 from otelperf.expose.server import MetricsServer, prometheus_reader
 from otelperf.expose.workers import SharedService, start
+
+__all__ = ["Telemetry", "cardinality_views", "configure", "current", "series_bound"]
 
 if TYPE_CHECKING:  # report imports config only; kept out of import time all the same
     from otelperf.report import Report
@@ -93,6 +94,7 @@ class Telemetry:
         # (BottleneckSpanProcessor, sampler wrapper) on tp
         self._bottleneck: tuple[BottleneckSpanProcessor, RecordEverythingSampler] | None = None
         self._pid = os.getpid()  # a forked child shuts down without waiting (see shutdown)
+        self._exit: ExitHooks | None = None  # the report and push at exit (docs/batch.md)
         fork.on_fork(self._after_fork)
 
     def _after_fork(self) -> None:
@@ -150,6 +152,48 @@ class Telemetry:
             return 200, doc
         return self._resources.health()
 
+    def finish(self) -> None:
+        """Do now, once, what the settings ask for at exit: flush the providers, write the
+        final report (``report_at_exit``), push to the Pushgateway (``push_gateway_url``).
+        Failures are told on stderr, never raised.  Interpreter exit, SIGTERM and
+        :meth:`shutdown` call it; ``otelperf run`` calls it when the program returns."""
+        if self._exit is not None:
+            self._exit.finish()
+        else:
+            self._flush_providers()
+
+    @property
+    def exit_signal(self) -> int | None:
+        """The signal (SIGTERM) that ended the program through otelperf's handler, if one did."""
+        return self._exit.signum if self._exit is not None else None
+
+    def _arm_exit(self) -> None:
+        s = self.settings
+        if not s.finishes_at_exit or s.disabled:
+            return
+
+        def build_report(timeline: tuple[Any, ...]) -> Report:
+            from otelperf.report import from_registry
+
+            return from_registry(self.registry, settings=s, timeline=timeline)
+
+        plan = ExitPlan.from_settings(s)
+        self._exit = ExitHooks(Finisher(plan, self.registry, self._flush_providers, build_report))
+
+    def _flush_providers(self) -> None:
+        # the application's providers too: their OTLP exporters push on flush
+        tp, mp = self.tracer_provider, self.meter_provider
+        for what, provider, flush in (
+            ("tracer provider", tp, lambda: tp.force_flush()),
+            ("meter provider", mp, lambda: sdk_compat.flush_push_readers(mp)),
+        ):
+            if provider is None or not hasattr(provider, "force_flush"):
+                continue
+            try:
+                flush()
+            except Exception as exc:  # a flush failure must not break the exit
+                _log.warning("otelperf: flushing the %s failed: %s", what, exc)
+
     def _start_server(self) -> None:
         s = self.settings
         health = self._resources.health if self._resources is not None else None
@@ -177,6 +221,9 @@ class Telemetry:
                 _current = None
                 install(None)
                 sinks.set_tracer_provider(None)
+        if self._exit is not None:  # the last report and push, while everything still runs
+            self._exit.finish()
+            self._exit.disarm()
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -185,7 +232,8 @@ class Telemetry:
         fork.forget(self._after_fork)
         self._detach_processor()
         if os.getpid() == self._pid:
-            self._shutdown_providers_quietly(flush=True)
+            self._flush_providers()  # the application's providers too; they stay running
+            self._shutdown_providers_quietly()
             return
         # A forked child: a lock of the SDK's that a parent thread held at fork() (a scrape's
         # collection, a batch export) is never released here, so the providers are shut down
@@ -205,13 +253,11 @@ class Telemetry:
             except Exception as exc:  # never fail shutdown for it
                 _log.warning("otelperf: removing the span processor failed: %s", exc)
 
-    def _shutdown_providers_quietly(self, flush: bool = False) -> None:
+    def _shutdown_providers_quietly(self) -> None:
         for owned, provider in ((self._owns_tp, self.tracer_provider),
                                 (self._owns_mp, self.meter_provider)):  # fmt: skip
             if owned and provider is not None:
                 try:
-                    if flush:
-                        provider.force_flush()
                     provider.shutdown()
                 except Exception as exc:  # a flush failure must not break shutdown
                     _log.warning("otelperf: provider shutdown failed: %s", exc)
@@ -247,6 +293,10 @@ def configure(
     max_traces_in_flight: int | None = None,
     max_spans_per_trace: int | None = None,
     trace_ttl_seconds: float | None = None,
+    report_at_exit: str | None = None,
+    report_file: str | os.PathLike[str] | None = None,
+    push_gateway_url: str | None = None,
+    push_job: str | None = None,
 ) -> Telemetry:
     """Set up otelperf once per process and serve /metrics; returns the :class:`Telemetry`.
 
@@ -278,6 +328,10 @@ def configure(
         max_traces_in_flight=max_traces_in_flight,
         max_spans_per_trace=max_spans_per_trace,
         trace_ttl_seconds=trace_ttl_seconds,
+        report_at_exit=report_at_exit,
+        report_file=report_file,
+        push_gateway_url=push_gateway_url,
+        push_job=push_job,
     )
     key = (settings, id(tracer_provider), id(meter_provider), id(registry), set_global)
     with _lock:
@@ -305,6 +359,7 @@ def configure(
                 telemetry._detach_processor()
                 telemetry._shutdown_providers_quietly()
                 raise
+        telemetry._arm_exit()
         _current = telemetry
         install(telemetry._pipeline)
         sinks.set_tracer_provider(telemetry.tracer_provider)
@@ -418,38 +473,6 @@ def _build(
     except Exception as exc:  # resource metrics are extras: never fail configure() for them
         _log.warning("otelperf: host/process metrics and /health unavailable: %s", exc)
     return telemetry
-
-
-def series_bound(max_operations: int) -> int:
-    """The most series any otelperf instrument can have under otelperf's own caps.
-
-    The widest is a per-(operation, outcome, error_type) histogram: ``max_operations`` names
-    plus ``__overflow__``, each with success and up to MAX_ERROR_TYPES error types plus their
-    ``__overflow__``; the (root, operation) pairs (PAIRS_PER_OPERATION per name), the caches
-    (two results for 2 * max_operations names) and the API tables are all narrower.
-
-    >>> series_bound(1000)
-    52104
-    """
-    return (max_operations + 2) * max(MAX_ERROR_TYPES + 2, PAIRS_PER_OPERATION + 2, 4)
-
-
-def cardinality_views(max_operations: int) -> list[View]:
-    """Views lifting the OTel SDK's cardinality limit (2,000 series per instrument by default,
-    past which it folds series into ``otel_metric_overflow="true"`` silently) above what
-    otelperf's caps allow, for otelperf's meters only: otelperf's caps, which count their
-    overflow in ``otelperf_cardinality_overflow_total``, always bind first.  configure() gives
-    them to the MeterProvider it creates; give them to your own (``MeterProvider(views=...)``)
-    when otelperf records into it.
-
-    >>> len(cardinality_views(1000))
-    3
-    """
-    limit = series_bound(max_operations)
-    return [
-        View(meter_name=meter, aggregation_cardinality_limit=limit)
-        for meter in (N.METER_NAME, PROCESSOR_METER_NAME, N.RESOURCES_METER_NAME)
-    ]
 
 
 def current() -> Telemetry | None:

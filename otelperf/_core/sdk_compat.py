@@ -106,6 +106,22 @@ def has_prometheus_reader(mp: Any) -> bool:
     return any(isinstance(r, PrometheusMetricReader) for r in readers)
 
 
+def flush_push_readers(mp: Any) -> None:
+    """Flush ``mp``'s readers except PrometheusMetricReaders: an OTLP (periodic) reader exports
+    on flush, while a Prometheus reader's flush queues one more copy of every series for its
+    next scrape (opentelemetry-exporter-prometheus keeps a deque of collections), which the
+    exit report and the final push would then show twice."""
+    readers = getattr(mp, "_metric_readers", None)
+    if readers is None:  # an unknown layout: the provider's own flush
+        flush = getattr(mp, "force_flush", None)
+        if flush is not None:
+            flush()
+        return
+    for reader in readers:
+        if not isinstance(reader, PrometheusMetricReader):
+            reader.force_flush()
+
+
 def collector_types(registry: Any) -> set[type]:
     """Types of the collectors on a prometheus_client registry (kept privately there)."""
     return {type(c) for c in getattr(registry, "_collector_to_names", {})}

@@ -77,6 +77,7 @@ def from_registry(
     top: int | None = None,
     settings: Settings | None = None,
     thresholds: Thresholds | None = None,
+    timeline: tuple[Any, ...] = (),
 ) -> Report:
     """The report of the running process, from its prometheus_client registry; ``settings``
     give the health thresholds (default: the defaults), ``thresholds`` the rest (default:

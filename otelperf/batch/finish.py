@@ -1,0 +1,130 @@
+"""A process's last act: flush, write the final report, push the final metrics.
+
+A batch job is gone before Prometheus scrapes it, so whatever it measured must leave with it
+(docs/batch.md): the report goes to stderr or a file, the registry to a Pushgateway, and OTLP
+readers are flushed (their exporter pushes).  :class:`Finisher` does it once, whichever comes
+first: the program returning (``otelperf run``), ``Telemetry.shutdown()``, interpreter exit, or
+SIGTERM.  Nothing here may change how the program exits: every failure is reported on stderr
+and swallowed.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from otelperf.config import Settings
+from otelperf.expose.push import PushFailed, push_registry
+
+
+@dataclass(frozen=True)
+class ExitPlan:
+    """What to do at exit, from the settings (``report_at_exit``, ``report_file``,
+    ``push_gateway_url``, ``push_job``)."""
+
+    report: str  # text | json | html | none
+    report_file: str | None
+    push_gateway_url: str | None
+    job: str
+    instance: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ExitPlan:
+        return cls(
+            report=settings.report_at_exit,
+            report_file=settings.report_file,
+            push_gateway_url=settings.push_gateway_url,
+            job=settings.push_job or settings.service_name,
+            instance=socket.gethostname(),
+        )
+
+
+class Finisher:
+    """Runs :meth:`finish` once; ``flush`` flushes the providers (OTLP exporters push then),
+    ``build_report`` builds the final report from the registry (given the throughput timeline
+    when the plan wants an HTML page)."""
+
+    def __init__(
+        self,
+        plan: ExitPlan,
+        registry: Any,
+        flush: Callable[[], None],
+        build_report: Callable[[tuple[Any, ...]], Any],
+        stderr: Callable[[], IO[str]] = lambda: sys.stderr,
+    ) -> None:
+        self.plan = plan
+        self._registry = registry
+        self._flush = flush
+        self._build_report = build_report
+        self._stderr = stderr
+        self._lock = threading.Lock()
+        self._done = False
+        self.timeline: Any = None
+        if plan.report == "html":  # the page draws throughput over the run
+            from otelperf.report.timeline import TimelineRecorder
+
+            self.timeline = TimelineRecorder(registry)
+            self.timeline.start()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def finish(self) -> None:
+        """Flush, report, push; the first call does it, later calls return at once."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        points: tuple[Any, ...] = ()
+        if self.timeline is not None:
+            self.timeline.stop()
+            points = tuple(self.timeline.points())
+        self._step("flushing the providers", self._flush)
+        if self.plan.report != "none":
+            self._step("writing the report", lambda: self._write_report(points))
+        if self.plan.push_gateway_url is not None:
+            self._step("pushing the metrics", self._push)
+
+    def _write_report(self, points: tuple[Any, ...]) -> None:
+        report = self._build_report(points)
+        fmt = self.plan.report
+        text = (
+            report.to_html()
+            if fmt == "html"
+            else report.to_json()
+            if fmt == "json"
+            else (report.to_text())
+        )
+        if self.plan.report_file is None:
+            out = self._stderr()
+            out.write(text if text.endswith("\n") else text + "\n")
+            out.flush()
+            return
+        with open(self.plan.report_file, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+
+    def _push(self) -> None:
+        assert self.plan.push_gateway_url is not None
+        push_registry(self.plan.push_gateway_url, self._registry,
+                      job=self.plan.job, instance=self.plan.instance)  # fmt: skip
+
+    def _step(self, what: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except PushFailed as exc:
+            self._say(f"otelperf: {exc}")
+        except Exception as exc:  # the program's exit status is not otelperf's to change
+            self._say(f"otelperf: {what} at exit failed: {type(exc).__name__}: {exc}")
+
+    def _say(self, line: str) -> None:
+        try:
+            out = self._stderr()
+            out.write(line + "\n")
+            out.flush()
+        except Exception:  # stderr closed: nothing left to tell
+            pass
