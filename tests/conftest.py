@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 import otelperf
 
-INSTALL_HINT = "apt-get install prometheus prometheus-alertmanager"
+INSTALL_HINT = "apt-get install prometheus prometheus-alertmanager prometheus-pushgateway"
 
 
 def require_binary(name: str) -> str:
