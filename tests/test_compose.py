@@ -21,7 +21,7 @@ from tests.conftest import require_binary
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
-SERVICES = {"demo", "prometheus", "alertmanager", "grafana"}
+SERVICES = {"demo", "prometheus", "alertmanager", "grafana", "pushgateway"}
 AM_DIR = REPO / "deploy" / "alertmanager"
 
 
@@ -64,29 +64,30 @@ def published(name: str) -> dict[int, int]:
 
 
 # --- structure ---------------------------------------------------------------------------------
-def test_the_four_services_with_pinned_images() -> None:
+def test_the_five_services_with_pinned_images() -> None:
     services = compose()["services"]
     assert set(services) == SERVICES
     assert services["demo"]["build"] == "."
     for name in SERVICES - {"demo"}:
         image = services[name]["image"]
         assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), f"{name}: unpinned {image}"
-    assert services["prometheus"]["depends_on"] == ["demo", "alertmanager"]
+    assert services["prometheus"]["depends_on"] == ["demo", "alertmanager", "pushgateway"]
     assert services["grafana"]["depends_on"] == ["prometheus"]
 
 
 def test_every_published_port_is_bound_to_loopback() -> None:
     seen = 0
     for name in SERVICES:
-        for spec in service(name)["ports"]:
+        for spec in service(name).get("ports", []):
             assert isinstance(spec, str), f"{name}: write ports as quoted strings"
             assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", spec), f"{name}: {spec}"
             seen += 1
-    assert seen == 4
+    assert seen == 5
     assert published("grafana") == {3000: 3000}
     assert published("prometheus") == {9090: 9090}
     assert published("alertmanager") == {9093: 9093}
     assert published("demo") == {9464: 9464}
+    assert published("pushgateway") == {9091: 9091}
 
 
 def test_grafana_admin_password_comes_from_the_environment_without_default() -> None:
@@ -158,6 +159,10 @@ def test_prometheus_config_agrees_with_the_compose_file() -> None:
     targets = {sc["job_name"]: sc["static_configs"][0]["targets"] for sc in cfg["scrape_configs"]}
     demo_port = next(iter(published("demo")))
     assert targets["otelperf-demo"] == [f"demo:{demo_port}"]
+    # pushed job and instance labels are kept (docs/batch.md)
+    gateway = next(sc for sc in cfg["scrape_configs"] if sc["job_name"] == "pushgateway")
+    assert gateway["honor_labels"] is True
+    assert targets["pushgateway"] == [f"pushgateway:{next(iter(published('pushgateway')))}"]
     am = cfg["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert am == [f"alertmanager:{next(iter(published('alertmanager')))}"]
 
