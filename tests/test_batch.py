@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -392,3 +393,94 @@ def test_the_final_flush_does_not_duplicate_the_next_scrape() -> None:
         assert 'otelperf_operation_items_total{operation="once"} 1.0' in lines
     finally:
         t.shutdown()
+
+
+# -- the push itself: retries, credentials, the gateway's refusal --------------------------------
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, str, str | None]]] = []
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Refusing.seen.append(("PUT", self.path, self.headers.get("Authorization")))
+        body = b"pushed metrics are invalid or inconsistent with existing metrics"
+        self.send_response(400)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_refused_push_is_tried_three_times_and_names_the_reason() -> None:
+    import base64
+
+    from prometheus_client import CollectorRegistry, Counter
+
+    from otelperf.expose.push import PushFailed, push_registry
+
+    _Refusing.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    registry = CollectorRegistry()
+    Counter("rows", "rows", registry=registry).inc(5)
+    pauses: list[float] = []
+    try:
+        with pytest.raises(PushFailed) as err:
+            push_registry(f"http://etl:s3cret@127.0.0.1:{port}", registry, job="etl/nightly",
+                          instance="host-1", sleep=pauses.append)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert str(err.value) == (
+        f"pushing to the Pushgateway http://127.0.0.1:{port} failed after 3 attempts: HTTP 400 "
+        "Bad Request pushed metrics are invalid or inconsistent with existing metrics"
+    )
+    assert "s3cret" not in str(err.value)
+    assert pauses == [0.25, 1.0]
+    auth = "Basic " + base64.b64encode(b"etl:s3cret").decode()
+    # a job with "/" goes base64-encoded in the path (the Pushgateway's job@base64 form)
+    path = "/metrics/job@base64/ZXRsL25pZ2h0bHk=/instance/host-1"
+    assert _Refusing.seen == [("PUT", path, auth)] * 3
+
+
+def test_basic_auth_from_the_url_on_a_real_gateway(tmp_path: Path) -> None:
+    import bcrypt
+    from prometheus_client import CollectorRegistry, Counter
+
+    from otelperf.expose.push import PushFailed, push_registry
+
+    binary = require_binary("prometheus-pushgateway")
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  etl: {hashed}\n")
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}",
+                             f"--web.config.file={tmp_path / 'web.yml'}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: _status(f"http://127.0.0.1:{port}/-/ready") == 401, what="the gateway")
+        registry = CollectorRegistry()
+        Counter("rows", "rows", registry=registry).inc(5)
+        push_registry(f"http://etl:s3cret@127.0.0.1:{port}", registry, job="auth", instance="h")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+        req.add_header("Authorization", "Basic ZXRsOnMzY3JldA==")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            text = r.read().decode()
+        assert 'rows_total{instance="h",job="auth"} 5' in text
+        with pytest.raises(PushFailed) as err:
+            push_registry(f"http://etl:wrong@127.0.0.1:{port}", registry, job="auth",
+                          instance="h", sleep=lambda s: None)  # fmt: skip
+        assert "HTTP 401 Unauthorized" in str(err.value) and "wrong" not in str(err.value)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)

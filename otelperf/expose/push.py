@@ -68,14 +68,9 @@ def push_registry(
 
 def _gateway_and_handler(url: str) -> tuple[str, Callable[..., Callable[[], None]]]:
     # http://user:pass@host:9091 -> basic auth, and the credentials stay out of messages
-    parts = urlsplit(url)
-    if parts.username is None:
+    bare, user, password = _credentials(url)
+    if user is None:
         return url, default_handler
-    user, password = parts.username, parts.password or ""
-    netloc = parts.hostname or ""
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     def handler(url: str, method: str, timeout: float | None, headers: Any, data: bytes) -> Any:
         return basic_auth_handler(url, method, timeout, headers, data, user, password)
@@ -83,19 +78,30 @@ def _gateway_and_handler(url: str) -> tuple[str, Callable[..., Callable[[], None
     return bare, handler
 
 
-def _shown(url: str) -> str:
+def _credentials(url: str) -> tuple[str, str | None, str]:
+    """``url`` without its user part, the user (None when there is none) and the password."""
     parts = urlsplit(url)
     if parts.username is None:
-        return url
-    host = parts.hostname or ""
+        return url, None, ""
+    netloc = parts.hostname or ""
     if parts.port is not None:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        netloc += f":{parts.port}"
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, parts.username, parts.password or ""
+
+
+def _shown(url: str) -> str:
+    return _credentials(url)[0]
 
 
 def _describe(exc: BaseException | None) -> str:
     reason = getattr(exc, "reason", None)  # URLError: the socket error; HTTPError: the status
     code = getattr(exc, "code", None)
-    if code is not None:
-        return f"HTTP {code} {reason or ''}".strip()
+    if code is not None:  # the gateway's own words say which metric it refused
+        body = ""
+        try:
+            body = exc.read(300).decode("utf-8", "replace").strip()  # type: ignore[union-attr]
+        except Exception:
+            pass
+        return " ".join(f"HTTP {code} {reason or ''} {body}".split())
     return str(reason if reason is not None else exc)
