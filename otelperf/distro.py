@@ -48,6 +48,24 @@ class OtelperfDistro(BaseDistro):  # type: ignore[misc]  # untyped base class
 
     def _configure(self, **kwargs: Any) -> None:
         os.environ.setdefault("OTEL_PYTHON_CONFIGURATOR", NAME)
+        _LOADER_LOG.addFilter(_OtherConfiguratorSkipped())
+
+
+class _OtherConfiguratorSkipped(logging.Filter):
+    """With opentelemetry-distro installed too (the README's zero-code install), the loader
+    warns at every start that its configurator was skipped for otelperf's: by design (it is
+    the SDK's own configurator, which otelperf's extends), so that warning is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        # (skipped, chosen[, variable]): only a skip in otelperf's favour is dropped
+        ours = len(args) >= 2 and args[1] == NAME and args[0] != NAME
+        return not (ours and record.msg in (_SKIPPED_ALREADY, _SKIPPED_BY_VARIABLE))
+
+
+_LOADER_LOG = logging.getLogger("opentelemetry.instrumentation.auto_instrumentation._load")
+_SKIPPED_ALREADY = "Configuration of %s not loaded, %s already loaded"
+_SKIPPED_BY_VARIABLE = "Configuration of %s not loaded because %s is set by %s"
 
 
 class OtelperfMetricReader(PrometheusMetricReader):
