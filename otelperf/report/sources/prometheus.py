@@ -130,7 +130,7 @@ class PrometheusClient:
         """The longest scrape interval of the active targets (of ``job``), None when the
         server scrapes none (a central store fed by remote_write) or does not say."""
         try:
-            data = self._api("/api/v1/targets", {"state": "active"}, "targets")
+            data = self._api("/api/v1/targets", {"state": "active"}, "targets", post=False)
         except UserError:
             return None
         found = []
@@ -145,13 +145,19 @@ class PrometheusClient:
                 found.append(window_seconds(text))
         return max(found) if found else None
 
-    def _api(self, path: str, params: dict[str, str], what: str) -> dict[str, Any]:
-        """POST ``params`` to an API path; the ``data`` of a successful answer."""
-        body = urllib.parse.urlencode(params).encode()
-        answer = fetch(
-            self.base + path, "--prometheus", self.timeout, data=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )  # fmt: skip
+    def _api(
+        self, path: str, params: dict[str, str], what: str, *, post: bool = True
+    ) -> dict[str, Any]:
+        """POST (queries: no URL length limit) or GET ``params`` to an API path; the ``data``
+        of a successful answer."""
+        form = urllib.parse.urlencode(params)
+        if post:
+            answer = fetch(
+                self.base + path, "--prometheus", self.timeout, data=form.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )  # fmt: skip
+        else:
+            answer = fetch(f"{self.base}{path}?{form}", "--prometheus", self.timeout)
         raw = answer.body
         if not 200 <= answer.status < 300:
             doc = _json(raw)
@@ -337,18 +343,20 @@ DEFAULT_SCRAPE_INTERVAL = 60.0
 TIMELINE_STEPS = 60  # points of a window's timeline (plus its start)
 
 
-def timeline_step(window: str, scrape_interval: float | None) -> float:
-    """Seconds between timeline points: a sixtieth of the window, but at least two scrape
-    intervals (``increase()`` over a range needs two samples in it), at most the window;
-    whole milliseconds.
+def timeline_step(window: str, scrape_interval: float | None) -> tuple[int, float]:
+    """``(steps, seconds per step)`` of a window's timeline: steps that tile the window
+    exactly, each a sixtieth of the window or more but at least two scrape intervals
+    (``increase()`` over a range needs two samples in it); whole milliseconds.  A window
+    shorter than that is one step: the report's own ``increase()`` over the window.
 
-    >>> timeline_step("1h", 15.0), timeline_step("2m", 5.0), timeline_step("1m", 60.0)
-    (60.0, 10.0, 60.0)
+    >>> timeline_step("1h", 15.0), timeline_step("2m", 5.0), timeline_step("90s", 60.0)
+    ((60, 60.0), (12, 10.0), (1, 90.0))
     """
-    length = float(window_seconds(window))
+    length_ms = round(window_seconds(window) * 1000)
     interval = DEFAULT_SCRAPE_INTERVAL if scrape_interval is None else scrape_interval
-    step = min(max(length / TIMELINE_STEPS, 2 * interval), length)
-    return math.ceil(step * 1000) / 1000
+    shortest_ms = max(length_ms / TIMELINE_STEPS, 2000 * interval)
+    count = max(1, min(TIMELINE_STEPS, int(length_ms // shortest_ms)))
+    return count, math.ceil(length_ms / count) / 1000
 
 
 def timeline_queries(step: float, job: str | None) -> dict[str, str]:
@@ -372,12 +380,9 @@ def timeline_from_prometheus(
     """Cumulative calls and items per operation over ``[at - window, at]``: a range query of
     each step's ``increase()`` (see :func:`timeline_step`), summed from the window's start."""
     client = PrometheusClient(base_url, timeout)
-    step = timeline_step(window, client.scrape_interval(job))
+    count, step = timeline_step(window, client.scrape_interval(job))
     # Whole milliseconds, as Prometheus keeps time, so each answer's timestamps match a point.
     step_ms, end_ms = round(step * 1000), round(at * 1000)
-    count = min(int(window_seconds(window) * 1000) // step_ms, 2 * TIMELINE_STEPS)
-    if count < 1:
-        return []
     times = [(end_ms - k * step_ms) / 1000 for k in range(count - 1, -1, -1)]
     steps: dict[str, dict[float, dict[str, float]]] = {"calls": {}, "items": {}}
     for key, promql in timeline_queries(step, job).items():
