@@ -7,8 +7,9 @@ every ``interval`` seconds on a daemon thread.  Memory is bounded for any run le
 ``max_points`` are held, every other point is dropped and the interval doubles, so a long run
 keeps an even (coarser) picture of the whole run rather than its last minutes.
 
-Sampling reads the registry like a scrape does (about a millisecond for a few dozen
-operations), never the per-call path.  A failure is caught and counted
+Sampling reads the registry like a scrape does, never the per-call path: about 4 ms with 30
+operations on the development machine (the scrape-time resource readings included), so the
+default one-second interval costs under 0.5 % of a core.  A failure is caught and counted
 (``otelperf_internal_errors_total{component="timeline"}`` when a meter is given), never
 raised into the application.
 """
