@@ -18,6 +18,7 @@ recorded, and the tests assert there were none.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -30,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 import otelperf
 from otelperf.cli import main
-from otelperf.report import Report, from_registry
+from otelperf.report import Report, build_report, from_registry
 from otelperf.report.html import bins
 from otelperf.report.timeline import TimelineRecorder
 from tests.conftest import require_binary
@@ -169,6 +170,25 @@ def test_the_page_needs_no_network_and_runs_no_script(page):
     assert page.dialogs == []
 
 
+def test_the_network_check_sees_an_attempt(browser, tmp_path):
+    """The harness itself: a page that does reach out is caught (so "none" above means none)."""
+    path = tmp_path / "leaky.html"
+    path.write_text('<!DOCTYPE html><p>x</p><img src="http://127.0.0.1:9/pixel.png">')
+    opened = Opened(browser, path)
+    try:
+        assert opened.blocked == ["http://127.0.0.1:9/pixel.png"]
+    finally:
+        opened.page.close()
+
+
+def test_the_page_references_nothing_outside_itself(run):
+    page = run["report"].to_html()
+    assert re.search(r"\b(src|href)\s*=", page) is None
+    assert "url(" not in page and "@import" not in page and "<script" not in page
+    assert '<meta http-equiv="Content-Security-Policy" content="default-src \'none\';' in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
 def test_visible_figures_are_the_recorded_ones(page, run):
     text = page.page.inner_text("body")
     assert "this process: totals since it started" in text
@@ -277,8 +297,8 @@ def test_a_screenshot_renders(page, tmp_path):
 
 def test_the_page_is_bounded(run):
     """A thousand-point timeline is thinned to the page's limit; tables keep ``top`` rows."""
-    from otelperf.report.html import MAX_POINTS, thin
-    from otelperf.report.model import TimelinePoint
+    from otelperf.report.html import MAX_BARS, MAX_HISTOGRAMS, MAX_POINTS, thin
+    from otelperf.report.model import TimelinePoint, Totals
 
     pts = [TimelinePoint(float(i), {"a": float(i)}, {}) for i in range(1000)]
     kept = thin(pts)
@@ -290,6 +310,17 @@ def test_the_page_is_bounded(run):
     assert page.count('class="latency"') == 2
     assert f'data-points="{MAX_POINTS - 1}"' in page
     assert len(page) < 200_000
+    # Without --top (every row): at most MAX_HISTOGRAMS latency charts and MAX_BARS bars a root.
+    totals = Totals(root_duration={"job": 40.0})
+    for i in range(40):
+        f = totals.op(f"op{i:02}")
+        f.calls, f.duration_sum, f.buckets = 1.0, 1.0 + i, {1.0: 0.0, 60.0: 1.0, math.inf: 1.0}
+        totals.critical_path[("job", f"op{i:02}")] = 1.0
+    page = build_report(totals).to_html()
+    assert page.count('class="latency"') == MAX_HISTOGRAMS == 30
+    assert f"{40 - MAX_HISTOGRAMS} more not drawn" in page
+    assert page.count('class="bar-row"') == MAX_BARS == 25
+    assert "15 smaller shares not drawn" in page
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ Self-contained means viewable with no network: inline CSS, charts as inline SVG 
 :mod:`otelperf.report.svg`, system fonts, no script at all.  A Content-Security-Policy meta
 tag forbids every fetch and every script, so even a page edited by hand cannot phone home.
 Every string from data (operation names are user input) goes through :func:`svg.esc`.  The
-page is bounded: tables hold the report's rows (``--top``), at most :data:`MAX_ROOTS` roots
-and :data:`MAX_LINES` lines are drawn, and a timeline is thinned to :data:`MAX_POINTS`.
+page is bounded: tables hold the report's rows (``--top``, and otelperf's label caps), at most
+:data:`MAX_ROOTS` roots of :data:`MAX_BARS` bars, :data:`MAX_HISTOGRAMS` histograms and
+:data:`MAX_LINES` lines are drawn, and a timeline is thinned to :data:`MAX_POINTS`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from otelperf.report.model import BottleneckRow, OperationRow, ReportData, Timel
 from otelperf.report.svg import colour, esc, histogram, line_chart, share_bars
 
 MAX_ROOTS = 20  # roots whose time is drawn (the table rows are the report's own)
+MAX_BARS = 25  # operations drawn per root, largest share first
+MAX_HISTOGRAMS = 30  # latency charts, slowest total first (a report without --top has every row)
 MAX_LINES = 8  # operations drawn in a throughput chart, most calls (or items) first
 MAX_POINTS = 300  # timeline points drawn; more are thinned evenly (first and last kept)
 QUANTILES = (("p50", "p50_seconds"), ("p95", "p95_seconds"), ("p99", "p99_seconds"))
@@ -102,9 +105,11 @@ def _where_time_goes(report: ReportData) -> str:
                "operation (self time: without its children).</p>")  # fmt: skip
     for root, rows in list(per_root.items())[:MAX_ROOTS]:
         bars = [(b.operation, b.share, f"{_pct(b.share)} % (self {_pct(b.self_share)} %)")
-                for b in rows]  # fmt: skip
+                for b in rows[:MAX_BARS]]  # fmt: skip
         out.append(f'<section class="root" data-root="{esc(root)}"><h3>{esc(root)}</h3>')
         out.append(share_bars(bars, title=f"where {root}'s time goes"))
+        if len(rows) > MAX_BARS:
+            out.append(f'<p class="note">{len(rows) - MAX_BARS} smaller shares not drawn.</p>')
         out.append("</section>")
     if len(per_root) > MAX_ROOTS:
         out.append(f'<p class="note">{len(per_root) - MAX_ROOTS} more roots not drawn.</p>')
@@ -211,7 +216,10 @@ def _latency(operations: Sequence[OperationRow]) -> str:
         return "\n".join(out)
     out.append('<p class="note">Calls per duration bucket (not cumulative); dashed lines mark '
                "p50, p95 and p99.</p>")  # fmt: skip
-    for r, b in drawn:
+    if len(drawn) > MAX_HISTOGRAMS:
+        out.append(f'<p class="note">The {MAX_HISTOGRAMS} operations with the most total time; '
+                   f"{len(drawn) - MAX_HISTOGRAMS} more not drawn.</p>")  # fmt: skip
+    for r, b in drawn[:MAX_HISTOGRAMS]:
         marks = []
         text = []
         for name, attr in QUANTILES:
