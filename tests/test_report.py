@@ -189,7 +189,7 @@ def test_rules_on_hand_written_figures():
                      "p50_seconds": 0.1 + 0.9 * (10.5 / 21),
                      "p95_seconds": 0.1 + 0.9 * (19.95 / 21),
                      "p99_seconds": 0.1 + 0.9 * (20.79 / 21), "items": 0, "bytes": 0,
-                     "cpu_ratio": 1 / 8, "sum_seconds": 8,
+                     "cpu_ratio": 1 / 8, "sum_seconds": 8, "items_per_second": None,
                      "buckets": [[0.1, 0], [1, 21], ["+Inf", 21]]}  # fmt: skip
     assert resize["cpu_ratio"] == 0.75 and resize["error_ratio"] == 1 / 11
     assert (resize["buckets"], resize["sum_seconds"]) == ([[0.1, 3], [1, 11], ["+Inf", 11]], 4)
@@ -305,7 +305,7 @@ def test_json_contract_types_and_determinism():
     assert set(d["operations"][0]) == {"operation", "calls", "errors", "error_ratio",
                                        "p50_seconds", "p95_seconds", "p99_seconds", "items",
                                        "bytes", "cpu_ratio", "sum_seconds",
-                                       "buckets"}  # fmt: skip
+                                       "buckets", "items_per_second"}  # fmt: skip
     assert isinstance(d["operations"][0]["calls"], int)  # counts are counts
     assert d["resources"]["system_cpu_utilization"] == [
         {"labels": {}, "value": 0.95, "threshold": 0.8}
@@ -323,7 +323,7 @@ def test_unknown_figures_are_null_in_json_and_empty_in_csv():
     assert fetch["cpu_ratio"] is None  # async operations have no CPU figure
     csv_text = rep.to_csv("operations")
     line = next(x for x in csv_text.splitlines() if x.startswith("fetch,"))
-    assert line.endswith(",0,0,")  # items, bytes, empty cpu_ratio
+    assert line.endswith(",0,0,,")  # items, bytes, empty cpu_ratio and items_per_second
 
 
 def test_text_fits_the_width_and_shortens_long_names_from_the_left():
@@ -332,7 +332,9 @@ def test_text_fits_the_width_and_shortens_long_names_from_the_left():
     rep = build_report(totals_from_families(families_from_text(text)))
     out = rep.to_text(width=80)
     assert max(len(x) for x in out.splitlines()) <= 80, out
-    assert "\n…order_request       11  " in out  # the distinctive end is kept
+    # The distinctive end is kept (the Operations table, with its items/s column since issue
+    # 16, fits 80 columns with its headers unpadded and the name at 21 characters).
+    assert "\n…coming_order_request     11  " in out
     assert "\033[" not in out
     # Narrower than the numbers need: names stop at 12 characters, the rest is best effort.
     narrow = rep.to_text(width=40)

@@ -244,6 +244,20 @@ def assert_endpoints(doc: dict[str, Any], k: int = 1) -> None:
     ])  # fmt: skip
 
 
+def pop_items_rate(rows: list[dict[str, Any]], seconds: float | None) -> None:
+    """Take ``items_per_second`` out of each operations row (issue 16): items over the
+    figures' seconds (exactly, when the source's ``data_seconds`` is known; else only a
+    positive rate), None for an operation without items."""
+    for r in rows:
+        rate = r.pop("items_per_second")
+        if not r["items"]:
+            assert rate is None, r
+        elif seconds is not None:
+            assert rate == r["items"] / seconds, (r, seconds)
+        else:
+            assert rate is not None and rate > 0, r
+
+
 def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
     """The JSON contract of the workload run ``k`` times (figures exact but wall-time ones)."""
     assert set(doc) == {"source", "endpoints", "operations", "bottlenecks", "caches", "apis",
@@ -258,6 +272,7 @@ def assert_report_dict(doc: dict[str, Any], k: int = 1) -> None:
         else:
             assert ratio is None
     assert_histograms(ops, k)
+    pop_items_rate(ops, doc["source"]["data_seconds"])
     assert_rows(ops, scaled(OPERATIONS, k))
     assert_rows(doc["bottlenecks"], BOTTLENECKS)
     assert_rows(doc["caches"], scaled(CACHES, k))
@@ -401,10 +416,16 @@ def test_text_tables_figure_by_figure_fit_80_columns_and_have_no_colour_in_a_pip
     assert title == f"otelperf report — {loaded.metrics_url}: totals since the process started"
     assert_endpoint_rows(out)
     ops = section(out, "Operations")
-    # operation, calls, err %, p50, p95, p99 (ms), items, bytes, cpu % (wall time: not compared)
-    assert row(ops, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
-    assert row(ops, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
-                                      "8.0KiB"]  # fmt: skip
+    # operation, calls, err %, p50, p95, p99 (ms), items, items/s, bytes, cpu % (items/s and
+    # cpu %: wall time, items/s checked exactly in JSON)
+    assert ops.splitlines()[1].split() == ["operation", "calls", "err", "%", "p50", "p95", "p99",
+                                           "items", "items/s", "bytes", "cpu", "%"]  # fmt: skip
+    assert row(ops, "checkout")[:9] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-",
+                                        "-"]  # fmt: skip
+    ingest = row(ops, "ingest")
+    assert ingest[:7] + ingest[8:9] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
+                                        "8.0KiB"]  # fmt: skip
+    assert float(ingest[7]) > 0
     assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
     assert row(out, "handle_order > enrich") == ["handle_order > enrich", "7.0", "4.0"]
     assert row(out, "checkout > checkout") == ["checkout > checkout", "100.0", "100.0"]
@@ -427,11 +448,13 @@ def test_csv_to_stdout_is_the_operations_table(loaded, capsys):
     assert (code, err) == (0, "")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert out.splitlines()[0] == ("operation,calls,errors,error_ratio,p50_seconds,p95_seconds,"
-                                   "p99_seconds,items,bytes,cpu_ratio")  # fmt: skip
+                                   "p99_seconds,items,bytes,cpu_ratio,"
+                                   "items_per_second")  # fmt: skip
     got = [{k: _csv_number(v) for k, v in r.items()} for r in rows]
     for r in got:
         ratio = r.pop("cpu_ratio")
         assert (0 <= ratio < 0.2) if r["operation"] in MEASURED else ratio is None
+    pop_items_rate(got, None)
     assert_rows(got, OPERATIONS)
 
 
@@ -474,6 +497,7 @@ def test_csv_out_writes_one_file_per_table(loaded, capsys, tmp_path):
     ops = table("operations")
     for r in ops:
         r.pop("cpu_ratio")
+    pop_items_rate(ops, None)
     assert_rows(ops, OPERATIONS)
     warnings = [w for w in table("warnings") if w["kind"] != "resource"]
     assert_rows(warnings, WARNINGS)

@@ -31,7 +31,8 @@ from otelperf.cli import main
 from otelperf.emit import prices
 from otelperf.errors import UserError
 from otelperf.report.model import format_duration
-from otelperf.report.sources.prometheus import PrometheusClient, queries
+from otelperf.report.rendering import fmt_rate
+from otelperf.report.sources.prometheus import PrometheusClient, queries, timeline_from_prometheus
 from otelperf.report.sources.series import SERIES
 from tests.conftest import free_port, require_binary
 from tests.test_report_cli import (
@@ -43,6 +44,7 @@ from tests.test_report_cli import (
     assert_one_line_error,
     assert_report_dict,
     assert_rows,
+    pop_items_rate,
     row,
     run_cli,
     run_workload,
@@ -184,9 +186,12 @@ def test_text_over_the_window(window, capsys):
     assert f"the last {window['window']}, job {JOB}" in " ".join(out.split("\n\n")[0].split())
     assert_endpoint_rows(out)
     ops = section(out, "Operations")
-    assert row(ops, "checkout")[:8] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-"]
-    assert row(ops, "ingest")[:8] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
-                                      "8.0KiB"]  # fmt: skip
+    assert row(ops, "checkout")[:9] == ["checkout", "8", "25.0", "83.3", "220", "244", "-", "-",
+                                        "-"]  # fmt: skip
+    # items/s (issue 16): the run's 20 items over the window's seconds.
+    seconds = float(window["window"].removesuffix("ms")) / 1000
+    assert row(ops, "ingest")[:9] == ["ingest", "2", "0.0", "75.0", "97.5", "99.5", "20",
+                                      fmt_rate(20 / seconds), "8.0KiB"]  # fmt: skip
     assert row(out, "handle_order > fetch_price") == ["handle_order > fetch_price", "30.0", "53.0"]
     assert row(out, "catalog") == ["catalog", "1", "3", "25.0"]
     assert row(out, "openai gpt-4o") == ["openai gpt-4o", "4", "1", "3.5k", "600", "0.01475"]
@@ -197,6 +202,7 @@ def test_csv_over_the_window(window, capsys, tmp_path):
     out = report(window, capsys, "--format", "csv")
     ops = [dict(r) for r in csv.DictReader(io.StringIO(out))]
     got = [{k: _num(v) for k, v in r.items() if k != "cpu_ratio"} for r in ops]
+    pop_items_rate(got, None)
     assert_rows(got, OPERATIONS)
     report(window, capsys, "--format", "csv", "--out", str(tmp_path))
 
@@ -216,6 +222,29 @@ def _num(v: str) -> Any:
         except ValueError:
             pass
     return None if v == "" else v
+
+
+def test_the_windows_timeline_adds_up_to_its_totals(window, capsys, tmp_path):
+    """Issue 16: the HTML page's throughput over a window comes from a range query of each
+    step's increase().  This window is shorter than two scrape intervals, so it is one step:
+    the same increase() as the report's, and the timeline ends on the report's exact totals."""
+    client = PrometheusClient(window["url"])
+    assert (client.scrape_interval(JOB), client.scrape_interval("no-such-job")) == (1.0, None)
+    at = float(window["at"])
+    points = timeline_from_prometheus(window["url"], window["window"], JOB, at)
+    seconds = float(window["window"].removesuffix("ms")) / 1000
+    assert [p.at for p in points] == [round(at - seconds, 3), at]
+    assert points[0].calls == {} and points[0].items == {}
+    doc = json.loads(report(window, capsys, "--format", "json"))
+    calls = {o["operation"]: o["calls"] for o in doc["operations"]}
+    assert points[-1].calls == pytest.approx(calls, abs=1e-9)
+    assert points[-1].items == pytest.approx({"ingest": 20}, abs=1e-9)
+    page = tmp_path / "report.html"
+    out = report(window, capsys, "--format", "html", "--out", str(page))
+    assert out == f"wrote {page} (html)\n"
+    html = page.read_text(encoding="utf-8")
+    assert html.count('<polyline class="line" data-series="checkout" data-points="1"') == 1
+    assert 'data-series="ingest" data-points="1"' in html and "No timeline" not in html
 
 
 def test_queries_sum_across_instances_and_use_the_window():

@@ -8,7 +8,9 @@ Data flows one way through the subpackage:
 * :mod:`~otelperf.report.build` turns totals into a :class:`Report` (pure), judged by
   :mod:`~otelperf.report.findings` against :class:`otelperf.thresholds.Thresholds`;
 * :mod:`~otelperf.report.model` holds the data and its JSON and CSV contract (docs/report.md),
-  :mod:`~otelperf.report.rendering` draws it as text;
+  :mod:`~otelperf.report.rendering` draws it as text and :mod:`~otelperf.report.html` as one
+  self-contained page (charts from :mod:`~otelperf.report.svg`);
+* :mod:`~otelperf.report.timeline` records throughput over a run (:class:`TimelineRecorder`);
 * :mod:`~otelperf.report.command` is the ``otelperf report`` command.
 
 >>> report = from_registry(telemetry.registry)  # doctest: +SKIP
@@ -43,7 +45,8 @@ from otelperf.report.sources.endpoint import (
     totals_from_families,
     totals_from_url,
 )
-from otelperf.report.sources.prometheus import totals_from_prometheus
+from otelperf.report.sources.prometheus import timeline_from_prometheus, totals_from_prometheus
+from otelperf.report.timeline import TimelinePoint, TimelineRecorder
 
 __all__ = [
     "CSV_TABLES",
@@ -60,6 +63,8 @@ __all__ = [
     "Report",
     "ReportData",
     "Source",
+    "TimelinePoint",
+    "TimelineRecorder",
     "Totals",
     "build_report",
     "families_from_text",
@@ -67,6 +72,7 @@ __all__ = [
     "histogram_quantile",
     "operations",
     "resource_limits",
+    "timeline_from_prometheus",
     "totals_from_families",
     "totals_from_prometheus",
     "totals_from_url",

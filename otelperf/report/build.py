@@ -21,6 +21,7 @@ from otelperf.report.model import (
     EndpointRow,
     OperationRow,
     Source,
+    TimelinePoint,
     Totals,
     whole,
 )
@@ -93,11 +94,13 @@ def build_report(
     top: int | None = None,
     resource_limits: Mapping[str, float] | None = None,
     thresholds: Thresholds | None = None,
+    timeline: Sequence[TimelinePoint] = (),
 ) -> Report:
     """Rows, warnings and recommendations from totals (pure; ``top`` limits each table).
 
     ``resource_limits`` are the health thresholds per gauge (default: the defaults);
-    ``thresholds`` judge the rest (default ``Thresholds()``, or a rules config's).
+    ``thresholds`` judge the rest (default ``Thresholds()``, or a rules config's);
+    ``timeline`` is carried into the report for its throughput chart.
 
     >>> t = Totals(cache_requests={("sessions", "hit"): 3.0, ("sessions", "miss"): 1.0})
     >>> build_report(t).caches[0].hit_ratio
@@ -129,6 +132,8 @@ def build_report(
                 cpu_ratio=cpu_ratio,
                 duration_sum=f.duration_sum,
                 buckets=tuple(sorted(f.buckets.items())),
+                # Items over the seconds the figures cover (uptime, or the data in a window).
+                items_per_second=f.items / totals.seconds if f.items and totals.seconds else None,
             )
         )
     # Where the time went first: total time spent, then name for a stable order.
@@ -214,4 +219,5 @@ def build_report(
         resources=resources,
         warnings=tuple(warnings),
         recommendations=tuple(recs),
+        timeline=tuple(timeline),
     )

@@ -15,13 +15,15 @@ from otelperf.errors import UserError
 from otelperf.generate.promql import duration_seconds
 from otelperf.generate.rules import load_config
 from otelperf.report.build import build_report
-from otelperf.report.model import CSV_TABLES, ReportData, Source, resource_limits
+from otelperf.report.model import CSV_TABLES, ReportData, Source, TimelinePoint, resource_limits
+from otelperf.report.rendering import Report
 from otelperf.report.sources.endpoint import totals_from_url
 from otelperf.report.sources.fetch import MAX_TIMEOUT_SECONDS, reason
 from otelperf.report.sources.prometheus import (
     parse_job,
     parse_time,
     parse_window,
+    timeline_from_prometheus,
     totals_from_prometheus,
 )
 from otelperf.thresholds import Thresholds
@@ -53,14 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         default="text",
-        choices=("text", "json", "csv"),
-        help="text tables (default), the JSON contract, or CSV",
+        choices=("text", "json", "csv", "html"),
+        help="text tables (default), the JSON contract, CSV, or one self-contained HTML page "
+        "(needs --out)",
     )
     parser.add_argument(
         "--out",
         default=None,
-        metavar="DIR",
-        help="with --format csv: write one file per table into DIR",
+        metavar="PATH",
+        help="with --format csv: write one file per table into the directory PATH; with "
+        "--format html: write the page to the file PATH",
     )
     parser.add_argument(
         "--top",
@@ -85,13 +89,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     top = parse_int(args.top, "--top", low=0)
     timeout = parse_float(args.timeout, "--timeout", low=0.001, high=MAX_TIMEOUT_SECONDS)
-    if args.out is not None and args.format != "csv":
-        raise UserError("--out is only for --format csv (json and text go to stdout)")
+    if args.out is not None and args.format not in ("csv", "html"):
+        raise UserError("--out is only for --format csv (a directory) or --format html (a "
+                        "file); json and text go to stdout")  # fmt: skip
+    if args.format == "html" and args.out is None:
+        raise UserError("--format html needs --out FILE: the page is written to a file")
     job = parse_job(args.job)
     if args.out is not None:
         check_path(args.out, "--out")
+    if args.format == "html":
+        check_writable_file(args.out, "--out")
     # Read before any request: a bad file is a mistake to report without waiting on a network.
     thresholds = load_thresholds(args.config) if args.config is not None else None
+    timeline: list[TimelinePoint] = []
     if args.url is not None:
         for opt in ("job", "at"):
             if getattr(args, opt) is not None:
@@ -105,14 +115,24 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         source = Source("prometheus", args.prometheus, window, job, at,
                         window_seconds=float(duration_seconds(window)),
                         data_seconds=totals.seconds)  # fmt: skip
+        if args.format == "html":  # only the page draws it: the other formats skip the queries
+            timeline = timeline_from_prometheus(args.prometheus, window, job, at, timeout)
     # The health thresholds of this environment (OTELPERF_HEALTH_*), as /health would use them.
     limits = resource_limits(resolve(start_server=False))
     report = build_report(
-        totals, source, top=top or None, resource_limits=limits, thresholds=thresholds
+        totals,
+        source,
+        top=top or None,
+        resource_limits=limits,
+        thresholds=thresholds,
+        timeline=timeline,
     )
 
     if args.format == "json":
         out.write(report.to_json())
+    elif args.format == "html":
+        path = write_html(report, args.out)
+        print(f"wrote {shown(path)} (html)", file=out)
     elif args.format == "csv":
         if args.out is None:
             out.write(report.to_csv("operations"))
@@ -150,6 +170,30 @@ def write_csv(report: ReportData, directory: str) -> dict[str, str]:
             raise UserError(f"--out={directory!r}: cannot write {path!r} ({reason(exc)})") from None
         paths[name] = path
     return paths
+
+
+def write_html(report: Report, path: str) -> str:
+    """Write the report's HTML page to ``path`` (UTF-8); a failure is a UserError naming it."""
+    page = report.to_html()
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(page)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--out={path!r}: cannot write the page ({reason(exc)})") from None
+    return path
+
+
+def check_writable_file(path: str, what: str) -> str:
+    """``path`` if a file can be written there (its directory exists and is writable, and it
+    is not a directory), checked before any request; else a UserError naming ``what``."""
+    if os.path.isdir(path):
+        raise UserError(f"{what}={path!r} is a directory; --format html writes one file")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UserError(f"{what}={path!r}: cannot write the page (no directory {directory!r})")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UserError(f"{what}={path!r}: cannot write the page (permission denied)")
+    return path
 
 
 def check_path(path: str, what: str) -> str:

@@ -186,6 +186,8 @@ class OperationRow:
     duration_sum: float  # the JSON's sum_seconds; the text table sorts by it
     # Cumulative (le, count) of the duration histogram, +Inf last: what `otelperf compare` tests.
     buckets: tuple[tuple[float, float], ...] = ()
+    # Items over the seconds the figures cover (Totals.seconds); None: no items or no seconds.
+    items_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -314,8 +316,18 @@ _CONTRACT_ENDPOINT_KEYS = (
 )  # fmt: skip
 _CONTRACT_OPERATION_KEYS = (
     "operation", "calls", "errors", "error_ratio", "p50_seconds", "p95_seconds", "p99_seconds",
-    "items", "bytes", "cpu_ratio",
+    "items", "bytes", "cpu_ratio", "items_per_second",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """Cumulative totals per operation at Unix time ``at``: one point of the throughput chart
+    (:mod:`otelperf.report.timeline` records them; rates are differences between points)."""
+
+    at: float
+    calls: dict[str, float]
+    items: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -336,6 +348,8 @@ class ReportData:
     resources: dict[str, list[dict[str, Any]]]
     warnings: tuple[Finding, ...]
     recommendations: tuple[Finding, ...]
+    # Throughput over the run (the HTML page's chart); not in the JSON or CSV contract.
+    timeline: tuple[TimelinePoint, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (docs/report.md): plain types, NaN and unknown as None."""

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tabulate import tabulate
+from tabulate import DataRow, TableFormat, tabulate
 
+from otelperf.report.html import render_html
 from otelperf.report.model import ReportData
 
 TEXT_WIDTH = 80
@@ -110,15 +111,43 @@ def fit_table(
     cells: list[list[Any]] = [list(r) for r in rows]
     names = [[str(r[i]) for i in names_in] for r in cells]
     limit = max((len(n) for ns in names for n in ns), default=0)
-    while True:
-        for r, ns in zip(cells, names, strict=True):
-            for i, n in zip(names_in, ns, strict=True):
-                r[i] = _shorten(n, limit)
-        text = tabulate(cells, headers=list(headers), tablefmt="simple", colalign=colalign,
-                        disable_numparse=True)  # fmt: skip
-        if _visible_width(text) <= width or limit <= _MIN_NAME:
-            return text  # fits, or as narrow as names can sensibly get
-        limit = max(_MIN_NAME, limit - max(1, _visible_width(text) - width))
+    start = limit
+    best_effort = ""
+    for compact in (False, True):
+        limit = start
+        while True:
+            for r, ns in zip(cells, names, strict=True):
+                for i, n in zip(names_in, ns, strict=True):
+                    r[i] = _shorten(n, limit)
+            text = _table(headers, cells, colalign, compact)
+            if _visible_width(text) <= width:
+                return text
+            if limit <= _MIN_NAME:
+                break  # as narrow as names can sensibly get
+            limit = max(_MIN_NAME, limit - max(1, _visible_width(text) - width))
+        best_effort = best_effort or text
+    return best_effort  # fits neither way: the usual layout with the narrowest names
+
+
+# tabulate's "simple" layout without its header padding (two spaces past every header): the
+# header is a data row and the rule under it is drawn here, so a column is as wide as its
+# widest cell or header.  Used only when a table does not fit otherwise.
+_COMPACT = TableFormat(lineabove=None, linebelowheader=None, linebetweenrows=None,
+                       linebelow=None, headerrow=DataRow("", "  ", ""),
+                       datarow=DataRow("", "  ", ""), padding=0,
+                       with_header_hide=None)  # fmt: skip
+
+
+def _table(headers: Sequence[str], cells: list[list[Any]], colalign: Sequence[str],
+           compact: bool) -> str:  # fmt: skip
+    if not compact:
+        return str(tabulate(cells, headers=list(headers), tablefmt="simple", colalign=colalign,
+                            disable_numparse=True))  # fmt: skip
+    rows = [list(headers), *cells]
+    widths = [max(_visible_width(str(r[i])) for r in rows) for i in range(len(headers))]
+    lines = tabulate(rows, tablefmt=_COMPACT, colalign=colalign, disable_numparse=True)
+    first, _, rest = lines.partition("\n")
+    return "\n".join([first, "  ".join("-" * w for w in widths), rest])
 
 
 def render(report: ReportData, *, color: bool, width: int) -> str:
@@ -163,11 +192,12 @@ def render(report: ReportData, *, color: bool, width: int) -> str:
             rows.append([
                 r.operation, fmt_count(r.calls), err, fmt_ms(r.p50_seconds),
                 fmt_ms(r.p95_seconds), fmt_ms(r.p99_seconds),
-                fmt_count(r.items) if r.items else "-", fmt_bytes(r.bytes), fmt_pct(r.cpu_ratio),
+                fmt_count(r.items) if r.items else "-", fmt_rate(r.items_per_second),
+                fmt_bytes(r.bytes), fmt_pct(r.cpu_ratio),
             ])  # fmt: skip
         section("Operations (slowest total first; times in ms)", fit_table(
-            ["operation", "calls", "err %", "p50", "p95", "p99", "items", "bytes", "cpu %"],
-            rows, width, ["left"] + ["right"] * 8,
+            ["operation", "calls", "err %", "p50", "p95", "p99", "items", "items/s", "bytes",
+             "cpu %"], rows, width, ["left"] + ["right"] * 9,
         ))  # fmt: skip
     else:
         section("Operations", "  (none recorded)")
@@ -263,6 +293,11 @@ class Report(ReportData):
     def to_text(self, color: bool = False, width: int = TEXT_WIDTH) -> str:
         """Tables for a terminal, at most ``width`` columns; ANSI colours when ``color``."""
         return render(self, color=color, width=width)
+
+    def to_html(self) -> str:
+        """One self-contained HTML page (inline SVG charts, no network needed to view it):
+        see :func:`otelperf.report.html.render_html`."""
+        return render_html(self)
 
 
 class LiveSummary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
@@ -22,6 +22,7 @@ from otelperf.report.model import (
     RESOURCE_METRICS,
     OperationFigures,
     Source,
+    TimelinePoint,
     Totals,
     resource_limits,
 )
@@ -77,18 +78,20 @@ def from_registry(
     top: int | None = None,
     settings: Settings | None = None,
     thresholds: Thresholds | None = None,
-    timeline: tuple[Any, ...] = (),
+    timeline: Sequence[TimelinePoint] | None = None,
 ) -> Report:
     """The report of the running process, from its prometheus_client registry; ``settings``
     give the health thresholds (default: the defaults), ``thresholds`` the rest (default:
-    ``Thresholds()``; a rules config's ``.thresholds`` to judge like the alerts).
+    ``Thresholds()``; a rules config's ``.thresholds`` to judge like the alerts);
+    ``timeline`` (``TimelineRecorder.points()``) the throughput over the run for the HTML page.
 
     >>> from_registry(telemetry.registry).to_text()  # doctest: +SKIP
     """
     limits = resource_limits(settings) if settings is not None else None
     totals = totals_from_families(registry.collect())
     source = Source("process", data_seconds=totals.seconds)
-    return build_report(totals, source, top=top, resource_limits=limits, thresholds=thresholds)
+    return build_report(totals, source, top=top, resource_limits=limits, thresholds=thresholds,
+                        timeline=timeline or ())  # fmt: skip
 
 
 def fetch_text(url: str, what: str, timeout: float = 10.0) -> str:

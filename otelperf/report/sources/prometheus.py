@@ -22,9 +22,9 @@ from otelperf.errors import UserError
 from otelperf.generate import promql as P
 from otelperf.generate.promql import MAX_DURATION_SECONDS, is_duration
 from otelperf.generate.promql import duration_seconds as window_seconds
-from otelperf.report.model import RESOURCE_METRICS, Totals
+from otelperf.report.model import RESOURCE_METRICS, TimelinePoint, Totals
 from otelperf.report.sources.fetch import check_timeout, check_url, fetch
-from otelperf.report.sources.series import BUCKETS, SERIES, Series
+from otelperf.report.sources.series import BUCKETS, CALLS, ITEMS, SERIES, Series
 
 QUANTILES = (0.5, 0.95, 0.99)
 # The last second a datetime (and RFC 3339) can write, 9999-12-31T23:59:59Z: the report prints
@@ -95,30 +95,7 @@ class PrometheusClient:
 
     def query(self, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
         """``[(labels, value)]`` of an instant vector query at ``at``."""
-        body = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"}).encode()
-        answer = fetch(
-            self.base + "/api/v1/query", "--prometheus", self.timeout, data=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )  # fmt: skip
-        raw = answer.body
-        if not 200 <= answer.status < 300:
-            doc = _json(raw)
-            if doc is not None and doc.get("status") == "error":
-                raise UserError(
-                    f"Prometheus at {self.base} rejected a query ({doc.get('errorType', 'error')}"
-                    f": {doc.get('error', '')}); query was: {promql}"
-                )
-            raise UserError(
-                f"--prometheus {self.base} answered HTTP {answer.status} {answer.reason} on "
-                "/api/v1/query (is it a Prometheus server?)"
-            )
-        doc = _json(raw)
-        if doc is None or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):
-            raise UserError(
-                f"--prometheus {self.base} did not answer like a Prometheus server on "
-                "/api/v1/query (no JSON with status success)"
-            )
-        data = doc["data"]
+        data = self._api("/api/v1/query", {"query": promql, "time": f"{at:.3f}"}, promql)
         if data.get("resultType") != "vector":
             raise UserError(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
                          f"an instant query: {promql}")  # fmt: skip
@@ -129,6 +106,78 @@ class PrometheusClient:
             except (KeyError, IndexError, TypeError, ValueError):
                 raise UserError(f"Prometheus at {self.base} returned a malformed sample") from None
         return out
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """``[(labels, [(time, value), ...])]`` of a range query from ``start`` to ``end``."""
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                  "step": f"{step:.3f}"}  # fmt: skip
+        data = self._api("/api/v1/query_range", params, promql)
+        if data.get("resultType") != "matrix":
+            raise UserError(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
+                            f"a range query: {promql}")  # fmt: skip
+        out = []
+        for item in data.get("result", []):
+            try:
+                values = [(float(t), float(v)) for t, v in item["values"]]
+                out.append((dict(item["metric"]), values))
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise UserError(f"Prometheus at {self.base} returned a malformed sample") from None
+        return out
+
+    def scrape_interval(self, job: str | None) -> float | None:
+        """The longest scrape interval of the active targets (of ``job``), None when the
+        server scrapes none (a central store fed by remote_write) or does not say."""
+        try:
+            data = self._api("/api/v1/targets", {"state": "active"}, "targets", post=False)
+        except UserError:
+            return None
+        found = []
+        for target in data.get("activeTargets") or []:
+            if not isinstance(target, dict):
+                continue
+            labels = target.get("labels") or {}
+            if job is not None and labels.get(N.JOB) != job:
+                continue
+            text = target.get("scrapeInterval")
+            if isinstance(text, str) and is_duration(text):
+                found.append(window_seconds(text))
+        return max(found) if found else None
+
+    def _api(
+        self, path: str, params: dict[str, str], what: str, *, post: bool = True
+    ) -> dict[str, Any]:
+        """POST (queries: no URL length limit) or GET ``params`` to an API path; the ``data``
+        of a successful answer."""
+        form = urllib.parse.urlencode(params)
+        if post:
+            answer = fetch(
+                self.base + path, "--prometheus", self.timeout, data=form.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )  # fmt: skip
+        else:
+            answer = fetch(f"{self.base}{path}?{form}", "--prometheus", self.timeout)
+        raw = answer.body
+        if not 200 <= answer.status < 300:
+            doc = _json(raw)
+            if doc is not None and doc.get("status") == "error":
+                raise UserError(
+                    f"Prometheus at {self.base} rejected a query ({doc.get('errorType', 'error')}"
+                    f": {doc.get('error', '')}); query was: {what}"
+                )
+            raise UserError(
+                f"--prometheus {self.base} answered HTTP {answer.status} {answer.reason} on "
+                f"{path} (is it a Prometheus server?)"
+            )
+        doc = _json(raw)
+        if doc is None or doc.get("status") != "success" or not isinstance(doc.get("data"), dict):
+            raise UserError(
+                f"--prometheus {self.base} did not answer like a Prometheus server on "
+                f"{path} (no JSON with status success)"
+            )
+        data: dict[str, Any] = doc["data"]
+        return data
 
 
 def _json(raw: bytes | bytearray) -> dict[str, Any] | None:
@@ -287,3 +336,69 @@ def keep_what_moved(t: Totals) -> None:
     t.api_calls = {k: v for k, v in t.api_calls.items() if (k[0], k[1]) in used}
     t.api_tokens = {k: v for k, v in t.api_tokens.items() if (k[0], k[1]) in used}
     t.api_cost = {k: v for k, v in t.api_cost.items() if k in used}
+
+
+# Prometheus's own default; the interval assumed when the server scrapes no target itself.
+DEFAULT_SCRAPE_INTERVAL = 60.0
+TIMELINE_STEPS = 60  # points of a window's timeline (plus its start)
+
+
+def timeline_step(window: str, scrape_interval: float | None) -> tuple[int, float]:
+    """``(steps, seconds per step)`` of a window's timeline: steps that tile the window
+    exactly, each a sixtieth of the window or more but at least two scrape intervals
+    (``increase()`` over a range needs two samples in it); whole milliseconds.  A window
+    shorter than that is one step: the report's own ``increase()`` over the window.
+
+    >>> timeline_step("1h", 15.0), timeline_step("2m", 5.0), timeline_step("90s", 60.0)
+    ((60, 60.0), (12, 10.0), (1, 90.0))
+    """
+    length_ms = round(window_seconds(window) * 1000)
+    interval = DEFAULT_SCRAPE_INTERVAL if scrape_interval is None else scrape_interval
+    shortest_ms = max(length_ms / TIMELINE_STEPS, 2000 * interval)
+    count = max(1, min(TIMELINE_STEPS, int(length_ms // shortest_ms)))
+    return count, math.ceil(length_ms / count) / 1000
+
+
+def timeline_queries(step: float, job: str | None) -> dict[str, str]:
+    """The PromQL of the timeline: per operation the increase of calls and items over each
+    step (pure).
+
+    >>> timeline_queries(10.0, "api")["items"]
+    'sum by (operation) (increase(otelperf_operation_items_total{job="api"}[10000ms]))'
+    """
+    job_matcher = P.eq(N.JOB, job) if job is not None else ""
+    span = f"{round(step * 1000)}ms"
+    return {
+        s.key: P.sum_by((N.OPERATION,), P.increase(P.selector(s.sample, job_matcher), span))
+        for s in (CALLS, ITEMS)
+    }
+
+
+def timeline_from_prometheus(
+    base_url: str, window: str, job: str | None, at: float, timeout: float = 10.0
+) -> list[TimelinePoint]:
+    """Cumulative calls and items per operation over ``[at - window, at]``: a range query of
+    each step's ``increase()`` (see :func:`timeline_step`), summed from the window's start."""
+    client = PrometheusClient(base_url, timeout)
+    count, step = timeline_step(window, client.scrape_interval(job))
+    # Whole milliseconds, as Prometheus keeps time, so each answer's timestamps match a point.
+    step_ms, end_ms = round(step * 1000), round(at * 1000)
+    times = [(end_ms - k * step_ms) / 1000 for k in range(count - 1, -1, -1)]
+    steps: dict[str, dict[float, dict[str, float]]] = {"calls": {}, "items": {}}
+    for key, promql in timeline_queries(step, job).items():
+        for lab, values in client.query_range(promql, times[0], times[-1], step):
+            op = lab.get(N.OPERATION, "")
+            for when, v in values:
+                if op and math.isfinite(v) and v > 0:
+                    per_op = steps[key].setdefault(round(when, 3), {})
+                    per_op[op] = per_op.get(op, 0.0) + v
+    points = [TimelinePoint(times[0] - step, {}, {})]
+    calls: dict[str, float] = {}
+    items: dict[str, float] = {}
+    for when in times:
+        for op, v in steps["calls"].get(round(when, 3), {}).items():
+            calls[op] = calls.get(op, 0.0) + v
+        for op, v in steps["items"].get(round(when, 3), {}).items():
+            items[op] = items.get(op, 0.0) + v
+        points.append(TimelinePoint(when, dict(calls), dict(items)))
+    return points
