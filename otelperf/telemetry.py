@@ -178,7 +178,15 @@ class Telemetry:
             return from_registry(self.registry, settings=s, timeline=timeline)
 
         plan = ExitPlan.from_settings(s)
-        self._exit = ExitHooks(Finisher(plan, self.registry, self._flush_providers, build_report))
+        timeline = None
+        if plan.report == "html":  # the page draws throughput over the run
+            from otelperf.report.timeline import TimelineRecorder  # the report: only if asked
+
+            meter = self.meter_provider.get_meter(N.METER_NAME)
+            timeline = TimelineRecorder(self.registry, meter=meter).start()
+        finisher = Finisher(plan, self.registry, self._flush_providers, build_report,
+                            timeline=timeline)  # fmt: skip
+        self._exit = ExitHooks(finisher)
 
     def _flush_providers(self) -> None:
         # the application's providers too: their OTLP exporters push on flush

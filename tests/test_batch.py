@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,6 +108,19 @@ def test_run_pushes_the_final_metrics_and_reports(gateway: str, tmp_path: Path) 
     ops = {o["operation"]: o for o in doc["operations"]}
     assert (ops["load"]["calls"], ops["load"]["items"], ops["load"]["errors"]) == (3, 300, 0)
     assert (ops["transform"]["calls"], ops["transform"]["errors"]) == (7, 2)
+
+
+def test_an_html_report_draws_throughput_over_the_run(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    done = run("--report", "html", "--report-file", str(page), "--", str(JOB), "ok")
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    # the recorder sampled at set-up and at the end: one line per operation that moved
+    lines = re.findall(r'<polyline class="line" data-series="(\w+)" data-points="(\d+)"', html)
+    assert {name for name, _ in lines} == {"load", "transform"}
+    assert all(int(n) >= 2 for _, n in lines)
+    assert "No timeline" not in html
+    assert "http://" not in html and "https://" not in html  # viewable offline
 
 
 def test_the_text_report_goes_to_stderr_by_default(tmp_path: Path) -> None:

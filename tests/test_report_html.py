@@ -266,7 +266,8 @@ def test_the_throughput_chart_has_a_point_per_interval(page, run):
         got = {}
         for line in lines.all():
             pairs = line.get_attribute("points").split()
-            assert int(line.get_attribute("data-points")) == len(pairs) == n - 1
+            # a step per interval between samples: its start and its end
+            assert int(line.get_attribute("data-points")) == len(pairs) == 2 * (n - 1)
             box = line.bounding_box()
             assert box is not None and box["width"] > 0
             got[line.get_attribute("data-series")] = pairs
@@ -308,7 +309,7 @@ def test_the_page_is_bounded(run):
     table = re.search(r'<table class="operations">.*?</table>', page)
     assert table is not None and table.group(0).count("<tr>") == 1 + 2  # header and top 2
     assert page.count('class="latency"') == 2
-    assert f'data-points="{MAX_POINTS - 1}"' in page
+    assert f'data-points="{2 * (MAX_POINTS - 1)}"' in page
     assert len(page) < 200_000
     # Without --top (every row): at most MAX_HISTOGRAMS latency charts and MAX_BARS bars a root.
     totals = Totals(root_duration={"job": 40.0})

@@ -57,7 +57,9 @@ def test_points_hold_exact_cumulative_totals(telemetry):
     report = from_registry(telemetry.registry, timeline=rec.points())
     assert report.timeline == (first, second, third)
     r = rates(report.timeline, "items")["tl.load"]
-    assert r[1] == (third.at - first.at, 14 / (third.at - second.at))
+    # the second interval's step: from the second point to the third, at its rate
+    rate = 14 / (third.at - second.at)
+    assert r[2:] == [(second.at - first.at, rate), (third.at - first.at, rate)]
 
 
 def test_memory_is_bounded_for_any_run_length(telemetry):
@@ -131,8 +133,12 @@ def test_rates_between_points():
         TimelinePoint(102.0, {"a": 4.0}, {"a": 40.0}),
         TimelinePoint(106.0, {"a": 1.0, "b": 8.0}, {"a": 40.0}),  # "a" restarted
     ]
-    assert rates(pts, "calls") == {"a": [(2.0, 2.0), (6.0, 0.25)], "b": [(2.0, 0.0), (6.0, 2.0)]}
-    assert rates(pts, "items") == {"a": [(2.0, 20.0), (6.0, 0.0)]}
+    # a step per interval: (start, rate), (end, rate)
+    assert rates(pts, "calls") == {
+        "a": [(0.0, 2.0), (2.0, 2.0), (2.0, 0.25), (6.0, 0.25)],
+        "b": [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (6.0, 2.0)],
+    }
+    assert rates(pts, "items") == {"a": [(0.0, 20.0), (2.0, 20.0), (2.0, 0.0), (6.0, 0.0)]}
     assert rates(pts[:1], "calls") == {}
 
 

@@ -15,10 +15,13 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from otelperf.config import Settings
 from otelperf.expose.push import PushFailed, push_registry
+
+if TYPE_CHECKING:  # the report is imported only by a process that writes one
+    from otelperf.report.timeline import TimelineRecorder
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ class ExitPlan:
 
 class Finisher:
     """Runs :meth:`finish` once; ``flush`` flushes the providers (OTLP exporters push then),
-    ``build_report`` builds the final report from the registry (given the throughput timeline
-    when the plan wants an HTML page)."""
+    ``build_report`` builds the final report from the registry, given the points of
+    ``timeline`` (a started recorder, for the HTML page's throughput over the run)."""
 
     def __init__(
         self,
@@ -55,6 +58,7 @@ class Finisher:
         flush: Callable[[], None],
         build_report: Callable[[tuple[Any, ...]], Any],
         stderr: Callable[[], IO[str]] = lambda: sys.stderr,
+        timeline: TimelineRecorder | None = None,
     ) -> None:
         self.plan = plan
         self._registry = registry
@@ -63,12 +67,7 @@ class Finisher:
         self._stderr = stderr
         self._lock = threading.Lock()
         self._done = False
-        self.timeline: Any = None
-        if plan.report == "html":  # the page draws throughput over the run
-            from otelperf.report.timeline import TimelineRecorder
-
-            self.timeline = TimelineRecorder(registry)
-            self.timeline.start()
+        self.timeline = timeline  # started: the HTML page draws throughput over the run
 
     @property
     def done(self) -> bool:

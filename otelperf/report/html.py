@@ -117,13 +117,14 @@ def _where_time_goes(report: ReportData) -> str:
 
 
 def rates(timeline: Sequence[TimelinePoint], field: str) -> dict[str, list[tuple[float, float]]]:
-    """Per operation, ``(seconds since the first point, per-second rate)`` between each pair
-    of consecutive points of ``field`` ("calls" or "items"); a counter that went down (a
-    restart) counts from zero.
+    """Per operation, the per-second rate of ``field`` ("calls" or "items") between each pair
+    of consecutive points, as a step: ``(start, rate), (end, rate)`` in seconds since the first
+    point, so that even a run shorter than one sampling interval draws a visible line.  A
+    counter that went down (a restart) counts from zero.
 
     >>> pts = [TimelinePoint(10.0, {"a": 0.0}, {}), TimelinePoint(12.0, {"a": 6.0}, {})]
     >>> rates(pts, "calls")
-    {'a': [(2.0, 3.0)]}
+    {'a': [(0.0, 3.0), (2.0, 3.0)]}
     """
     if len(timeline) < 2:
         return {}
@@ -135,7 +136,8 @@ def rates(timeline: Sequence[TimelinePoint], field: str) -> dict[str, list[tuple
         for n in names:
             a, b = getattr(prev, field).get(n, 0.0), getattr(cur, field).get(n, 0.0)
             delta = b - a if b >= a else b
-            out[n].append((cur.at - t0, delta / dt if dt > 0 else 0.0))
+            rate = delta / dt if dt > 0 else 0.0
+            out[n].extend(((prev.at - t0, rate), (cur.at - t0, rate)))
     return out
 
 
@@ -158,7 +160,7 @@ def _throughput(timeline: Sequence[TimelinePoint]) -> str:
     points = thin(timeline)
     span = points[-1].at - points[0].at
     out.append(f'<p class="note">{len(points)} samples over {_seconds(span)}; rates between '
-               "consecutive samples.</p>")  # fmt: skip
+               "consecutive samples, drawn as steps.</p>")  # fmt: skip
     for field, title in (("items", "Items per second"), ("calls", "Calls per second")):
         series = rates(points, field)
         totals = {n: sum(v for _, v in pts) for n, pts in series.items()}
