@@ -47,6 +47,7 @@ ENV = "OTELPERF_PROGRESS"
 COMPONENT = "progress"
 INTERVAL = 0.25  # seconds between redraws: smooth enough to read, ~4 writes a second at most
 MAX_STAGES = 64  # stages tracked at once
+MIN_RATE_SECONDS = 0.2  # a live rate (and an ETA) is shown once the stage has run this long
 NAME_WIDTH = 60  # characters of a stage name shown
 _AUTO = frozenset({"", "auto"})
 _OFF = frozenset({"off", "0", "false", "no"})
@@ -145,6 +146,9 @@ def live_line(name: str, done: int, expected: int, elapsed: float) -> str:
     'load: 500/1000 items (50.0%) | 250.0 items/s | elapsed 2.0s | ETA 2.0s'
     """
     counts, rate = _figures(done, expected, elapsed)
+    if elapsed < MIN_RATE_SECONDS:
+        # The first moments say nothing about the rate (1 item in 0.1 ms is not 10,000/s).
+        return f"{name}: {counts} | ? items/s | elapsed {duration(elapsed)} | ETA ?"
     if done >= expected:
         eta = duration(0)
     elif rate > 0:
