@@ -351,18 +351,30 @@ def test_a_stage_with_expected_items_still_records_its_metrics() -> None:
 
 def test_a_terminal_that_fails_is_counted_and_never_reaches_the_application() -> None:
     code = """
-    import os, time
+    import io, sys, time
     from prometheus_client import CollectorRegistry, generate_latest
     import otelperf
     registry = CollectorRegistry()
     t = otelperf.configure(prometheus_port=0, registry=registry, set_global=False)
+
+    class Failing(io.TextIOBase):
+        # The application's own stderr wrapper, still a terminal, whose writes now fail.
+        def isatty(self):
+            return True
+
+        def fileno(self):
+            return 2
+
+        def write(self, text):
+            raise OSError(5, "Input/output error")
+
     with otelperf.measure("load", expected_items=10) as op:
         op.add_items(1)
         time.sleep(0.3)
-        # The terminal goes away: stderr's descriptor now refuses writes.
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 2)
+        sys.stderr = Failing()
         time.sleep(0.6)
         op.add_items(9)
+    sys.stderr = sys.__stderr__
     for line in generate_latest(registry).decode().splitlines():
         if line.startswith(("otelperf_internal_errors_total{",
                             "otelperf_operation_items_total{")):
@@ -436,3 +448,25 @@ def test_lines_and_durations() -> None:
     stage = progress.Stage("a\nb\x1b[31m" + "x" * 100, 5, None)
     assert stage.name == "a?b?[31m" + "x" * 49 + "..."
     assert len(stage.name) == progress.NAME_WIDTH
+
+
+def test_stderr_redirected_while_a_stage_runs_gets_nothing_more() -> None:
+    code = """
+    import os, time
+    from otelperf import measure
+    with measure("load", expected_items=10) as op:
+        op.add_items(1)
+        time.sleep(0.3)
+        r, w = os.pipe()
+        os.dup2(w, 2)  # now a pipe, as `2> log` would make it
+        time.sleep(0.6)
+        op.add_items(9)
+    os.close(w)
+    os.close(2)
+    print("pipe got", repr(os.read(r, 65536)))
+    """
+    status, raw, out = run_on_pty(code)
+    assert status == 0
+    assert out == "pipe got b''\n"
+    shown = screen(raw)
+    assert len(shown) == 1 and shown[0].startswith("load: 1/10 items (10.0%) | "), shown

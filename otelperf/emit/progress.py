@@ -264,8 +264,8 @@ def _write(text: str) -> None:
     # Called with _lock held, so a redraw never lands between a final line and its newline.
     global _broken
     stream = sys.stderr
-    if stream is None or _broken:
-        return
+    if stream is None or _broken or not _stderr_is_tty():
+        return  # the application redirected stderr since the stage started: nothing for logs
     try:
         stream.write(text)
         stream.flush()
@@ -333,9 +333,28 @@ def _failed(exc: BaseException) -> None:
         _warned.warn(("failed", type(exc)), "otelperf: live progress failed (%r); it is off", exc)
 
 
+_held_over_fork = False
+
+
+def _before_fork() -> None:
+    # Hold the lock across fork() so that the drawing thread is never half-way through a write
+    # (holding stderr's buffer lock) when the child is made.  Bounded: a fork from a signal
+    # handler that interrupted this module must not wait forever.
+    global _held_over_fork
+    _held_over_fork = _lock.acquire(timeout=1.0)
+
+
+def _after_fork_in_parent() -> None:
+    global _held_over_fork
+    if _held_over_fork:
+        _held_over_fork = False
+        _lock.release()
+
+
 def _after_fork() -> None:
     # The drawing thread does not survive fork(), and the parent's stages are not the child's.
-    global _lock, _runs_lock, _wake, _thread, _drawn
+    global _lock, _runs_lock, _wake, _thread, _drawn, _held_over_fork
+    _held_over_fork = False
     _lock = threading.Lock()
     _runs_lock = threading.Lock()
     for stage in _stages.values():
@@ -347,6 +366,7 @@ def _after_fork() -> None:
 
 
 fork.on_fork(_after_fork)
+fork.around_fork(_before_fork, _after_fork_in_parent)
 
 
 # -- decorated stages --------------------------------------------------------------------------
