@@ -186,6 +186,21 @@ async def main():
     return [await fetch(i) for i in range(3)]
 
 print("fetched", asyncio.run(main()))
+
+@measure("stream", expected_items=3)
+async def stream():
+    for i in range(3):
+        await asyncio.sleep(0.02)
+        yield i
+
+async def consume():
+    async with measure("aload", expected_items=4) as op:
+        for _ in range(4):
+            await asyncio.sleep(0.02)
+            op.add_items(1)
+    return [i async for i in stream()]
+
+print("streamed", asyncio.run(consume()))
 try:
     with measure("parse", expected_items=1000) as op:
         op.add_items(300)
@@ -199,13 +214,15 @@ print("end")
 def test_decorated_functions_generators_and_coroutines_count_per_call_and_per_item() -> None:
     status, raw, out = run_on_pty(DECORATED)
     assert status == 0, raw
-    assert out == ("handle 8\nread [0, 1, 2, 3, 4]\nfetched [0, 1, 2]\nend\n")
+    assert out == "handle 8\nread [0, 1, 2, 3, 4]\nfetched [0, 1, 2]\nstreamed [0, 1, 2]\nend\n"
     finals = [line for line in screen(raw) if line]
     shapes = [re.sub(r"in \d+\.\ds \| \d+\.\d items/s$", "in T | R items/s", f) for f in finals]
     assert shapes == [
         "rows: done, 8/8 items (100.0%) in T | R items/s",
         "read: done, 5/5 items (100.0%) in T | R items/s",
         "fetch: done, 3/3 items (100.0%) in T | R items/s",
+        "aload: done, 4/4 items (100.0%) in T | R items/s",
+        "stream: done, 3/3 items (100.0%) in T | R items/s",
         "parse: failed (ValueError), 300/1000 items (30.0%) in T | R items/s",
         "rows: stopped, 1/8 items (12.5%) in T | R items/s",  # the ninth call's run, at exit
     ], raw
@@ -470,3 +487,45 @@ def test_stderr_redirected_while_a_stage_runs_gets_nothing_more() -> None:
     assert out == "pipe got b''\n"
     shown = screen(raw)
     assert len(shown) == 1 and shown[0].startswith("load: 1/10 items (10.0%) | "), shown
+
+
+def test_nested_stages_draw_the_newest_with_a_count_of_the_others() -> None:
+    code = """
+    import time
+    from otelperf import measure
+    with measure("job", expected_items=2) as job:
+        with measure("load", expected_items=4) as op:
+            op.add_items(1)
+            time.sleep(0.6)
+            op.add_items(3)
+        job.add_items(1)
+        time.sleep(0.4)
+        job.add_items(1)
+    """
+    status, raw, _out = run_on_pty(code)
+    assert status == 0, raw
+    drawn = frames(raw)
+    assert any(f.startswith("load: 1/4 items (25.0%) | ") and f.endswith(" | +1 more")
+               for f in drawn), drawn  # fmt: skip
+    assert any(f.startswith("job: 1/2 items (50.0%) | ") and "more" not in f for f in drawn)
+    finals = [line.split(" in ")[0] for line in screen(raw) if line]
+    assert finals == ["load: done, 4/4 items (100.0%)", "job: done, 2/2 items (100.0%)"]
+
+
+def test_at_most_max_stages_are_tracked_the_oldest_forgotten() -> None:
+    code = """
+    from contextlib import ExitStack
+    from otelperf import measure
+    from otelperf.emit import progress
+    with ExitStack() as stack:
+        for i in range(progress.MAX_STAGES + 6):
+            stack.enter_context(measure(f"s{i}", expected_items=1)).add_items(1)
+        print("tracked", len(progress._stages), flush=True)
+    print("after", len(progress._stages))
+    """
+    status, raw, out = run_on_pty(code)
+    assert status == 0, raw
+    assert out == "tracked 64\nafter 0\n"
+    finals = [line.split(",")[0] for line in screen(raw) if line]
+    # Closed newest first; s0 to s5 were forgotten to make room and get no final line.
+    assert finals == [f"s{i}: done" for i in range(69, 5, -1)]
