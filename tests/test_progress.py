@@ -529,3 +529,30 @@ def test_at_most_max_stages_are_tracked_the_oldest_forgotten() -> None:
     finals = [line.split(",")[0] for line in screen(raw) if line]
     # Closed newest first; s0 to s5 were forgotten to make room and get no final line.
     assert finals == [f"s{i}: done" for i in range(69, 5, -1)]
+
+
+def test_calls_from_several_threads_make_one_run_with_an_exact_total() -> None:
+    code = """
+    import threading, time
+    from otelperf import measure
+
+    @measure("rows", expected_items=400)
+    def handle():
+        time.sleep(0.001)
+
+    def work():
+        for _ in range(100):
+            handle()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("ok")
+    """
+    status, raw, out = run_on_pty(code)
+    assert status == 0, raw
+    assert out == "ok\n"
+    finals = [line.split(" in ")[0] for line in screen(raw) if line]
+    assert finals == ["rows: done, 400/400 items (100.0%)"]

@@ -244,7 +244,8 @@ def end(stage: Stage, status: str) -> None:
             line = final_line(
                 stage.name, stage.items(), stage.expected, time.monotonic() - stage.t0, status
             )
-            _write(_CLEAR + line + "\n")
+            # Erase only our own live line: text the application left without a newline stays.
+            _write((_CLEAR if _drawn else "") + line + "\n")
             _drawn = False
     except Exception as exc:
         _failed(exc)
@@ -375,7 +376,7 @@ fork.around_fork(_before_fork, _after_fork_in_parent)
 class Runs:
     """The runs of one decorated stage: the current one, started by the first call after the
     last one completed.  ``off`` remembers that this process draws nothing, so a call then
-    costs one attribute read."""
+    costs one attribute read.  Several threads' calls add to the same run."""
 
     __slots__ = ("current", "expected", "name", "off")
 
