@@ -15,6 +15,7 @@ from typing import Any
 from otelperf.emit.checks import show
 from otelperf.emit.operation import OpStats
 from otelperf.emit.pipeline import STATE, current_pipeline, resume, suspend
+from otelperf.emit.progress import Runs
 
 
 class Site:
@@ -200,5 +201,109 @@ def _wrap_async_gen(
             if ok:
                 p.finish(op, exc)
             raise
+
+    return wrapper
+
+
+# -- the stages of measure(name, expected_items=N): outside measure's wrappers, so that a
+# plain decorated function has no progress work at all --------------------------------------
+
+
+def count_calls(func: Any, name: str, expected: int) -> Any:
+    """Wrap a measured function so that its calls (or a generator's items) advance the stage
+    ``measure(name, expected_items=expected)`` declared (otelperf.emit.progress)."""
+    if isinstance(func, (staticmethod, classmethod)):
+        return type(func)(count_calls(func.__func__, name, expected))
+    runs = Runs(name, expected)
+    if inspect.isasyncgenfunction(func):
+        return _count_async_gen(func, runs)
+    if inspect.isgeneratorfunction(func):
+        return _count_gen(func, runs)
+    if inspect.iscoroutinefunction(func):
+        return _count_async(func, runs)
+    return _count_sync(func, runs)
+
+
+def _count_sync(func: Callable[..., Any], runs: Runs) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if runs.off:
+            return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            runs.count(1)
+
+    return wrapper
+
+
+def _count_async(func: Callable[..., Awaitable[Any]], runs: Runs) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if runs.off:
+            return await func(*args, **kwargs)
+        try:
+            return await func(*args, **kwargs)
+        finally:
+            runs.count(1)
+
+    return wrapper
+
+
+def _count_gen(func: Callable[..., Generator[Any, Any, Any]], runs: Runs) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        gen = func(*args, **kwargs)
+        if runs.off:
+            return (yield from gen)
+        # yield from, counting each item: send() and throw() reach the measured generator.
+        send: Any = None
+        thrown: BaseException | None = None
+        while True:
+            try:
+                item = gen.send(send) if thrown is None else gen.throw(thrown)
+            except StopIteration as stop:
+                return stop.value
+            runs.count(1)
+            try:
+                send = yield item
+                thrown = None
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:  # thrown in by the consumer: pass it on
+                thrown = exc
+                send = None
+
+    return wrapper
+
+
+def _count_async_gen(
+    func: Callable[..., AsyncGenerator[Any, Any]], runs: Runs
+) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        agen = func(*args, **kwargs)
+        send: Any = None
+        thrown: BaseException | None = None
+        while True:
+            try:
+                if thrown is None:
+                    item = await agen.asend(send)
+                else:
+                    item = await agen.athrow(thrown)
+            except StopAsyncIteration:
+                return
+            if not runs.off:
+                runs.count(1)
+            try:
+                send = yield item
+                thrown = None
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as exc:
+                thrown = exc
+                send = None
 
     return wrapper
