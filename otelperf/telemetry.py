@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import prometheus_client
@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry
 from otelperf import _names as N
 from otelperf._core import fork, sdk_compat, sinks
 from otelperf._core.warn import warn_once
-from otelperf.batch.finish import ExitPlan, Finisher
-from otelperf.batch.hooks import ExitHooks
+from otelperf.batch.finish import flush_providers
+from otelperf.batch.hooks import ExitHooks, arm
 from otelperf.config import Settings, resolve
 from otelperf.derive.cardinality import cardinality_views, series_bound
 from otelperf.derive.naming import SpanNamer
@@ -127,16 +127,17 @@ class Telemetry:
     def enabled(self) -> bool:
         return not self.settings.disabled
 
-    def report(self, top: int | None = None) -> Report:
+    def report(self, top: int | None = None, timeline: Sequence[Any] | None = None) -> Report:
         """The performance report of this process (totals since it started), as
-        ``otelperf report`` builds it; ``.to_text()``, ``.to_dict()`` and ``.to_json()``
-        render it (otelperf.report.Report, docs/report.md).
+        ``otelperf report`` builds it; ``.to_text()``, ``.to_dict()``, ``.to_json()`` and
+        ``.to_html()`` render it (otelperf.report.Report, docs/report.md); ``timeline`` (a
+        ``TimelineRecorder``'s points) gives the page its throughput over the run.
 
         >>> print(telemetry.report().to_text())  # doctest: +SKIP
         """
         from otelperf.report import from_registry
 
-        return from_registry(self.registry, top=top, settings=self.settings)
+        return from_registry(self.registry, top=top, settings=self.settings, timeline=timeline)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """What ``GET /health`` answers: (HTTP status, JSON document); see docs/metrics.md#health.
@@ -160,7 +161,7 @@ class Telemetry:
         if self._exit is not None:
             self._exit.finish()
         else:
-            self._flush_providers()
+            flush_providers(self.tracer_provider, self.meter_provider)
 
     @property
     def exit_signal(self) -> int | None:
@@ -168,39 +169,11 @@ class Telemetry:
         return self._exit.signum if self._exit is not None else None
 
     def _arm_exit(self) -> None:
-        s = self.settings
-        if not s.finishes_at_exit or s.disabled:
-            return
-
-        def build_report(timeline: tuple[Any, ...]) -> Report:
-            from otelperf.report import from_registry
-
-            return from_registry(self.registry, settings=s, timeline=timeline)
-
-        plan = ExitPlan.from_settings(s)
-        timeline = None
-        if plan.report == "html":  # the page draws throughput over the run
-            from otelperf.report.timeline import TimelineRecorder  # the report: only if asked
-
-            meter = self.meter_provider.get_meter(N.METER_NAME)
-            timeline = TimelineRecorder(self.registry, meter=meter).start()
-        finisher = Finisher(plan, self.registry, self._flush_providers, build_report,
-                            timeline=timeline)  # fmt: skip
-        self._exit = ExitHooks(finisher)
-
-    def _flush_providers(self) -> None:
-        # the application's providers too: their OTLP exporters push on flush
         tp, mp = self.tracer_provider, self.meter_provider
-        for what, provider, flush in (
-            ("tracer provider", tp, lambda: tp.force_flush()),
-            ("meter provider", mp, lambda: sdk_compat.flush_push_readers(mp)),
-        ):
-            if provider is None or not hasattr(provider, "force_flush"):
-                continue
-            try:
-                flush()
-            except Exception as exc:  # a flush failure must not break the exit
-                _log.warning("otelperf: flushing the %s failed: %s", what, exc)
+        self._exit = arm(self.settings, self.registry, tp, mp, self._final_report)
+
+    def _final_report(self, timeline: tuple[Any, ...]) -> Report:
+        return self.report(timeline=timeline)
 
     def _start_server(self) -> None:
         s = self.settings
@@ -240,7 +213,7 @@ class Telemetry:
         fork.forget(self._after_fork)
         self._detach_processor()
         if os.getpid() == self._pid:
-            self._flush_providers()  # the application's providers too; they stay running
+            flush_providers(self.tracer_provider, self.meter_provider)  # the application's too
             self._shutdown_providers_quietly()
             return
         # A forked child: a lock of the SDK's that a parent thread held at fork() (a scrape's

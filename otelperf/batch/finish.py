@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from otelperf._core import sdk_compat
+from otelperf._core.warn import log
 from otelperf.config import Settings
 from otelperf.expose.push import PushFailed, push_registry
 
@@ -127,3 +129,20 @@ class Finisher:
             out.flush()
         except Exception:  # stderr closed: nothing left to tell
             pass
+
+
+def flush_providers(tracer_provider: Any, meter_provider: Any) -> None:
+    """Flush both providers, the application's own too: their OTLP exporters push on flush.
+    A PrometheusMetricReader is left out (``sdk_compat.flush_push_readers``); a failure is
+    logged, never raised."""
+    steps = (
+        ("tracer provider", tracer_provider, lambda: tracer_provider.force_flush()),
+        ("meter provider", meter_provider, lambda: sdk_compat.flush_push_readers(meter_provider)),
+    )
+    for what, provider, flush in steps:
+        if provider is None or not hasattr(provider, "force_flush"):
+            continue
+        try:
+            flush()
+        except Exception as exc:  # a flush failure must not break the exit
+            log.warning("otelperf: flushing the %s failed: %s", what, exc)

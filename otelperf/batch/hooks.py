@@ -18,9 +18,37 @@ import atexit
 import os
 import signal
 import threading
+from collections.abc import Callable
+from functools import partial
 from types import FrameType
+from typing import Any
 
-from otelperf.batch.finish import Finisher
+from otelperf import _names as N
+from otelperf.batch.finish import ExitPlan, Finisher, flush_providers
+from otelperf.config import Settings
+
+
+def arm(
+    settings: Settings,
+    registry: Any,
+    tracer_provider: Any,
+    meter_provider: Any,
+    build_report: Callable[[tuple[Any, ...]], Any],
+) -> ExitHooks | None:
+    """The exit hooks ``settings`` ask for (a report or a push at exit), None when none.
+    ``build_report(timeline)`` builds the final report; for an HTML page a timeline recorder
+    samples throughput from now on."""
+    if not settings.finishes_at_exit or settings.disabled:
+        return None
+    plan = ExitPlan.from_settings(settings)
+    timeline = None
+    if plan.report == "html":
+        from otelperf.report.timeline import TimelineRecorder  # the report: only when asked
+
+        meter = meter_provider.get_meter(N.METER_NAME)
+        timeline = TimelineRecorder(registry, meter=meter).start()
+    flush = partial(flush_providers, tracer_provider, meter_provider)
+    return ExitHooks(Finisher(plan, registry, flush, build_report, timeline=timeline))
 
 
 class ExitHooks:
