@@ -5,7 +5,9 @@ Everything runs for real: two otelperf services (tests/apps/fleet_host.py, a kno
 each), two ``prometheus --enable-feature=agent`` started from deploy/fleet/agent-host-*.yml and
 a ``prometheus --web.enable-remote-write-receiver`` from deploy/fleet/central.yml loading
 alert_rules/*.yml as `otelperf rules` writes them.  The test only changes what a test must:
-targets, ports, the remote_write URL, intervals and the rule files' absolute path.
+targets, ports, the remote_write URL, intervals (scrape, evaluation, remote_write's batch
+deadline), the rule files' absolute path, and no Alertmanager (alert states are read from the
+API).
 
 Exact totals need exact windows.  Prometheus 2 extrapolates ``increase()`` to the window's
 edges unless a sample sits on each edge, and it never counts a series' first value
