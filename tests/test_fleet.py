@@ -152,6 +152,9 @@ class Procs:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
     def stop_all(self) -> None:
         for _, p in reversed(self.procs):
