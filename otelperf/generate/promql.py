@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 _DURATION = re.compile(r"(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?")
 # Prometheus keeps a duration as int64 nanoseconds and refuses a longer one ("out of range").
 MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
-_UNIT_SECONDS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1,
-                 "ms": 0.001}  # fmt: skip
+_UNIT_MS = {"y": 365 * 86_400_000, "w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000,
+            "m": 60_000, "s": 1000, "ms": 1}  # fmt: skip
 
 
 def number(x: float) -> str:
@@ -50,10 +50,12 @@ def is_duration(text: str) -> bool:
 def duration_seconds(duration: str) -> float:
     """Seconds in a Prometheus duration string (its units y, w, d, h, m, s, ms).
 
-    >>> duration_seconds("1h30m"), duration_seconds("1500ms")
-    (5400, 1.5)
+    >>> duration_seconds("1h30m"), duration_seconds("1500ms"), duration_seconds("2550ms")
+    (5400, 1.5, 2.55)
     """
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", duration))
+    ms = sum(int(n) * _UNIT_MS[u] for n, u in re.findall(r"(\d+)(ms|y|w|d|h|m|s)", duration))
+    # Whole milliseconds divided once: 2550ms is 2.55 s, where 2550 * 0.001 is 2.5500000000000003.
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 
 # --- selectors -------------------------------------------------------------------------------
