@@ -240,11 +240,12 @@ def test_the_windows_timeline_adds_up_to_its_totals(window, capsys, tmp_path):
     assert points[-1].calls == pytest.approx(calls, abs=1e-9)
     assert points[-1].items == pytest.approx({"ingest": 20}, abs=1e-9)
     page = tmp_path / "report.html"
+    # one step: its start and its end (rates are drawn as a step per interval)
     out = report(window, capsys, "--format", "html", "--out", str(page))
     assert out == f"wrote {page} (html)\n"
     html = page.read_text(encoding="utf-8")
-    assert html.count('<polyline class="line" data-series="checkout" data-points="1"') == 1
-    assert 'data-series="ingest" data-points="1"' in html and "No timeline" not in html
+    assert html.count('<polyline class="line" data-series="checkout" data-points="2"') == 1
+    assert 'data-series="ingest" data-points="2"' in html and "No timeline" not in html
 
 
 def test_queries_sum_across_instances_and_use_the_window():
