@@ -10,8 +10,9 @@ equivalent, and each degrades to a safe answer when the layout is unknown.
 
 The fields the hooks read, for reference (the probe checks each):
 ``_Span._parent`` / ``._context``; ``ReadableSpan._context``, ``._parent``, ``._name``,
-``._start_time``, ``._end_time``, ``._attributes``, ``._kind``; SpanContext's tuple slots
-``[0]`` trace_id, ``[1]`` span_id, ``[2]`` is_remote; ``BoundedAttributes._dict``
+``._start_time``, ``._end_time``, ``._attributes``, ``._kind``, ``._status``; SpanContext's
+tuple slots ``[0]`` trace_id, ``[1]`` span_id, ``[2]`` is_remote, ``[3]`` trace_flags;
+``BoundedAttributes._dict``
 (:data:`ATTRIBUTES_DICT`: read with ``getattr(attrs, ATTRIBUTES_DICT, attrs)``).
 """
 
@@ -24,7 +25,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 ATTRIBUTES_DICT = "_dict"
 """BoundedAttributes answers a missing key through Mapping.get (a raised and caught KeyError
@@ -34,17 +35,22 @@ per lookup): its plain dict, under this name, answers without."""
 def _probe_fields() -> bool:
     """Whether ReadableSpan keeps the private fields the hooks read directly."""
     try:
-        sc = SpanContext(1, 2, False)
+        sc = SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))
+        status = Status(StatusCode.ERROR)
         span = ReadableSpan(
-            "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=SpanKind.CLIENT
-        )
+            "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=SpanKind.CLIENT,
+            status=status,
+        )  # fmt: skip
         fields = (span._context, span._parent, span._name, span._start_time, span._end_time)
-        slots = (sc[0], sc[1], sc[2]) == (sc.trace_id, sc.span_id, sc.is_remote) == (1, 2, False)
+        slots = (sc[0], sc[1], sc[2], sc[3]) == (
+            sc.trace_id, sc.span_id, sc.is_remote, sc.trace_flags
+        ) == (1, 2, False, 1)  # fmt: skip
         return (
             slots
             and fields == (sc, sc, "probe", 1, 2)
             and dict(span._attributes or {}) == {"a": 1}
             and span._kind is span.kind is SpanKind.CLIENT
+            and span._status is span.status is status
         )
     except Exception:
         return False

@@ -143,6 +143,7 @@ class BottleneckSpanProcessor(SpanProcessor):
             ttl=self.trace_ttl_seconds, clock=self._clock, finish=self.totals.add_root,
             account=self.accounts.account, errors=self.errors,
             classify=self.namer.classify, red=self.red, max_held=self.max_spans_held,
+            plain_names=type(self.namer).classify is SpanNamer.classify,
         )  # fmt: skip
         self.table.closed = self.accounts.closed = self._closed
         # The SDK calls these for every span: bound straight to the table's methods, so the

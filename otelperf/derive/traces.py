@@ -41,7 +41,10 @@ EXPIRED = "expired"
 LATE = "late"
 REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
 
+BY_NAME_MAX = 4096  # span names whose entry on_end keeps; past it each goes through the namer
+
 _CLIENT = SpanKind.CLIENT
+_INTERNAL = SpanKind.INTERNAL
 _ERROR = StatusCode.ERROR
 # The SDK gives every span whose status was never set one shared default Status: recognising
 # it by identity spares the status_code read for most spans.
@@ -119,6 +122,7 @@ class TraceBook:
         classify: Classify,
         red: Any,
         max_held: int = 200_000,
+        plain_names: bool = False,
     ) -> None:
         self.max_traces = max_traces
         self.max_held = max_held
@@ -140,6 +144,11 @@ class TraceBook:
         self.red_series = red.series
         self.red_bounds = red.bounds
         self.red_lock = red.lock
+        # span name -> (operation, its series), or () for noise, for spans whose name alone
+        # names them (see on_end).  Filled only when ``plain_names`` (the namer is SpanNamer,
+        # whose answer for such a span depends on its name alone) and bounded like its caches.
+        self.by_name: dict[str, tuple[str, Any] | tuple[()]] = {}
+        self.plain_names = plain_names
         self.errors = errors
         self.closed = False
         self.lock = threading.Lock()
@@ -161,6 +170,23 @@ class TraceBook:
             shared = self.shared[trace_id] = Shared()
             shared.add(first)
         shared.add(root)
+
+    def _learn(self, name: str, kind: Any, attrs: Any) -> tuple[str, Any] | tuple[()]:
+        """The by-name entry of a span its name alone names, asking the namer; kept when the
+        namer allows and the series is under the caps (a name past them is counted as an
+        overflow on every span, so it is never kept)."""
+        named = self.classify(name, kind, attrs, False)
+        entry: tuple[str, Any] | tuple[()] = ()
+        keep = self.plain_names and len(self.by_name) < BY_NAME_MAX
+        if named is not None:
+            series = self.red_series.get(named)
+            if series is None:
+                series = self.red.add(named)
+                keep = keep and self.red_series.get(named) is series
+            entry = (named[0], series)
+        if keep:
+            self.by_name[name] = entry
+        return entry
 
     def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
         with self.lock:
@@ -267,12 +293,12 @@ class TraceTable(TraceBook):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """A span started: a local root is tracked; a child is registered only when its trace
         has several roots in flight."""
-        if self.closed:
-            return
         try:
             if type(span) is SDK_SPAN:
                 # Called for every span: the SDK span's fields and SpanContext's tuple slots
                 # (trace_id, span_id, is_remote) rather than properties (probed at import).
+                # A child costs these few lines: ``closed`` is read by roots only (a closed
+                # table has no shared traces to register children in).
                 parent: Any = span._parent
                 if parent is not None and not parent[2]:
                     if self.shared and parent[0] in self.shared:  # several roots: register
@@ -287,6 +313,8 @@ class TraceTable(TraceBook):
                         self._register(ctx.trace_id, parent.span_id, ctx.span_id)
                     return
                 trace_id, sid = ctx.trace_id, ctx.span_id
+            if self.closed:
+                return
             # A local root: once per request, so inline (a frame costs), with acquire/release
             # (half the cost of ``with`` here); the rare cases go to helpers.
             now = self.clock()
@@ -320,29 +348,48 @@ class TraceTable(TraceBook):
             if type(span) is READABLE_SPAN:
                 # What the SDK passes: read its fields, not the properties (which cost ~5x
                 # here and build a new MappingProxyType for ``attributes`` on each read).
-                ctx, parent, name = span._context, span._parent, span._name
-                start, end, attrs = span._start_time, span._end_time, span._attributes
+                ctx = span._context
+                parent = span._parent
+                name = span._name
+                start = span._start_time
+                end = span._end_time
+                kind = span._kind
+                status = span._status
                 # BoundedAttributes answers a missing key through Mapping.get, i.e. a raised
                 # and caught KeyError per lookup (~1 us each here): read its plain dict.
-                attrs = getattr(attrs, ATTRIBUTES_DICT, attrs)
-                trace_id, sid = ctx[0], ctx[1]
+                attrs = getattr(span._attributes, ATTRIBUTES_DICT, span._attributes)
                 pid = 0 if parent is None or parent[2] else parent[1]
-                kind, status = span._kind, span.status  # a property: one read of _status
             else:
                 ctx, parent, name = span.context, span.parent, span.name
                 start, end, attrs = span.start_time, span.end_time, span.attributes
-                trace_id, sid = ctx.trace_id, ctx.span_id
                 pid = 0 if parent is None or parent.is_remote else parent.span_id
                 kind, status = span.kind, span.status
-            # Every span: its meaningful name, outcome and error type (None: noise, left out of
+            # Every span: its meaningful name, outcome and error type (noise is left out of
             # the histograms and not filed, so its time stays with its parent), then one
-            # observation of its duration.
-            error = status is not _UNSET_DEFAULT and status.status_code is _ERROR
-            named = self.classify(name, kind, attrs, error)
-            if named is not None:
-                name = named[0]
+            # observation of its duration.  A span whose name alone names it (no attributes
+            # that matter, no error: most INTERNAL spans) is looked up by name in one dict,
+            # straight to its series; the others go through the namer.
+            if (kind is _INTERNAL or not attrs) and (
+                status is _UNSET_DEFAULT or status.status_code is not _ERROR
+            ):
+                entry = self.by_name.get(name)
+                if entry is None:
+                    entry = self._learn(name, kind, attrs)
+                if entry:
+                    name, series = entry
+                else:
+                    series = None
+            else:
+                named = self.classify(
+                    name, kind, attrs, status is not _UNSET_DEFAULT and status.status_code is _ERROR
+                )
+                if named is not None:
+                    name = named[0]
+                    series = self.red_series.get(named) or self.red.add(named)
+                else:
+                    series = None
+            if series is not None:
                 d = end - start if end > start else 0
-                series = self.red_series.get(named) or self.red.add(named)
                 i = _bisect(self.red_bounds, d)
                 rlock = self.red_lock
                 rlock.acquire()
@@ -355,38 +402,16 @@ class TraceTable(TraceBook):
                 if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
                     self.account(span, attrs, kind)
                 return
-            if not pid:
-                # A local root: once per request, so inline (a frame costs), with
-                # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
-                sealed = None
-                lock = self.lock
-                lock.acquire()
-                try:
-                    root = self.roots.pop(sid, None)
-                    if root is None:  # not tracked (capacity) or expired meanwhile
-                        self._count_missing(trace_id)
-                    else:
-                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr]
-                        if self.shared:
-                            self._retire(root)
-                        else:  # _retire's usual case: the trace's only root
-                            del self.traces[trace_id]
-                        sealed = root.seal(False)
-                        self.held -= len(sealed) - 1  # its children (its own tuple was not held)
-                finally:
-                    lock.release()
-                if sealed is not None:
-                    self.finish(sid, sealed)
-            else:
-                root = self.traces.get(trace_id)
+            if pid:
+                root = self.traces.get(ctx[0])
                 if root is None:
                     with self.lock:
-                        self._count_missing(trace_id)
+                        self._count_missing(ctx[0])
                 else:
                     if self.shared:
-                        shared = self.shared.get(trace_id)
+                        shared = self.shared.get(ctx[0])
                         if shared is not None:
-                            root = shared.owner.get(sid, root)
+                            root = shared.owner.get(ctx[1], root)
                     # Lock-free: a list append is atomic.  Append first, then look again: if
                     # the root was sealed meanwhile, _settle decides under the lock whether
                     # the seal counted this span.
@@ -395,7 +420,7 @@ class TraceTable(TraceBook):
                         self._settle(root, None)
                     elif len(spans) < self.max_children:
                         if self.held < self.max_held:
-                            tup = (sid, pid, name, start, end)
+                            tup = (ctx[1], pid, name, start, end)
                             spans.append(tup)
                             self.held += 1
                             if root.spans is None:
@@ -406,6 +431,29 @@ class TraceTable(TraceBook):
                     else:
                         with self.lock:
                             self.dropped[TRUNCATED] = self.dropped.get(TRUNCATED, 0) + 1
+            else:
+                # A local root: once per request, so inline (a frame costs), with
+                # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
+                sid = ctx[1]
+                sealed = None
+                lock = self.lock
+                lock.acquire()
+                try:
+                    root = self.roots.pop(sid, None)
+                    if root is None:  # not tracked (capacity) or expired meanwhile
+                        self._count_missing(ctx[0])
+                    else:
+                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr]
+                        if self.shared:
+                            self._retire(root)
+                        else:  # _retire's usual case: the trace's only root
+                            del self.traces[ctx[0]]
+                        sealed = root.seal(False)
+                        self.held -= len(sealed) - 1  # its children (its own tuple was not held)
+                finally:
+                    lock.release()
+                if sealed is not None:
+                    self.finish(sid, sealed)
             if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
                 self.account(span, attrs, kind)
         except Exception as exc:  # never into the application
