@@ -130,7 +130,7 @@ THIRD_PARTY_PRIVATES: dict[str, set[str]] = {
         "_Span", "_tracers", "_active_span_processor", "_lock", "_span_processors", "_root",
         "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
         "_local_parent_not_sampled", "_ProxyMeterProvider", "_metric_readers",
-        "_collector_to_names", "_dict",
+        "_collector_to_names", "_dict", "_on_ending",
     },
     "otelperf/derive/traces.py": _SPAN_FIELDS,
     "otelperf/generate/dashboards/panels.py": {"_current"},

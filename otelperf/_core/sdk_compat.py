@@ -23,7 +23,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -61,6 +61,32 @@ DIRECT_FIELDS = _probe_fields()
 # and the ReadableSpan it passes to on_end.  None when the probe fails: properties throughout.
 SDK_SPAN: Any = getattr(sdk_trace, "_Span", None) if DIRECT_FIELDS else None
 READABLE_SPAN: Any = ReadableSpan if DIRECT_FIELDS else None
+
+
+def _empty(self: Any, span: Any) -> None:
+    """Nothing (what an empty hook compiles to, compared below)."""
+
+
+def _no_op_on_ending() -> bool:
+    """Whether the SDK's base ``SpanProcessor._on_ending`` (called for every span as it ends)
+    exists and does nothing (its code is an empty function's)."""
+    base = getattr(SpanProcessor, "_on_ending", None)
+    code = getattr(base, "__code__", None)
+    return code is not None and code.co_code == _empty.__code__.co_code
+
+
+NO_OP_ON_ENDING = _no_op_on_ending()
+
+
+def skip_on_ending(processor: SpanProcessor) -> None:
+    """Spare ``processor`` the SDK's per-span ``_on_ending`` call into the base class's empty
+    Python method (a frame per span): when the probe above found it empty and ``processor``
+    does not override it, a C builtin taking one argument and allocating nothing
+    (``callable``) answers instead, its result ignored as the empty method's was."""
+    if NO_OP_ON_ENDING and getattr(type(processor), "_on_ending", None) is getattr(
+        SpanProcessor, "_on_ending", None
+    ):
+        processor._on_ending = callable  # type: ignore[method-assign,assignment]
 
 
 def tracers(tp: TracerProvider) -> list[Any]:

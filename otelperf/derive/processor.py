@@ -19,7 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelperf import _names as N
-from otelperf._core import fork, sinks
+from otelperf._core import fork, sdk_compat, sinks
 from otelperf._core.selfmetrics import Tally
 from otelperf.derive.accounts import Accounts
 from otelperf.derive.instruments import instruments
@@ -150,6 +150,7 @@ class BottleneckSpanProcessor(SpanProcessor):
         # adapter adds no frame (instance attributes shadow the delegating methods below).
         self.on_start = self.table.on_start  # type: ignore[method-assign]
         self.on_end = self.table.on_end  # type: ignore[method-assign]
+        sdk_compat.skip_on_ending(self)  # and the SDK's empty per-span _on_ending: none
         # What record_cache() and record_api_call() reach through otelperf._core.sinks.
         self.count_cache = self.accounts.count_cache
         self.count_api = self.accounts.count_api

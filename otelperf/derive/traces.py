@@ -144,10 +144,11 @@ class TraceBook:
         self.red_series = red.series
         self.red_bounds = red.bounds
         self.red_lock = red.lock
-        # span name -> (operation, its series), or () for noise, for spans whose name alone
-        # names them (see on_end).  Filled only when ``plain_names`` (the namer is SpanNamer,
-        # whose answer for such a span depends on its name alone) and bounded like its caches.
-        self.by_name: dict[str, tuple[str, Any] | tuple[()]] = {}
+        # span name -> its duration series (the operation is the name), or False for noise,
+        # for spans whose name alone names them (see on_end).  Filled only when
+        # ``plain_names`` (the namer is SpanNamer, whose answer for such a span depends on its
+        # name alone) and bounded like the namer's caches.
+        self.by_name: dict[str, Any] = {}
         self.plain_names = plain_names
         self.errors = errors
         self.closed = False
@@ -171,22 +172,24 @@ class TraceBook:
             shared.add(first)
         shared.add(root)
 
-    def _learn(self, name: str, kind: Any, attrs: Any) -> tuple[str, Any] | tuple[()]:
-        """The by-name entry of a span its name alone names, asking the namer; kept when the
-        namer allows and the series is under the caps (a name past them is counted as an
-        overflow on every span, so it is never kept)."""
+    def _learn(self, name: str, kind: Any, attrs: Any) -> tuple[str, Any]:
+        """The operation and series (None: noise) of a span its name alone names, asking the
+        namer; kept in ``by_name`` when the namer allows, the operation is the span's name and
+        the series is under the caps (a name past them is counted as an overflow on every
+        span, so it is never kept)."""
         named = self.classify(name, kind, attrs, False)
-        entry: tuple[str, Any] | tuple[()] = ()
         keep = self.plain_names and len(self.by_name) < BY_NAME_MAX
-        if named is not None:
-            series = self.red_series.get(named)
-            if series is None:
-                series = self.red.add(named)
-                keep = keep and self.red_series.get(named) is series
-            entry = (named[0], series)
-        if keep:
-            self.by_name[name] = entry
-        return entry
+        if named is None:
+            if keep:
+                self.by_name[name] = False
+            return name, None
+        series = self.red_series.get(named)
+        if series is None:
+            series = self.red.add(named)
+            keep = keep and self.red_series.get(named) is series
+        if keep and named[0] == name:
+            self.by_name[name] = series
+        return named[0], series
 
     def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
         with self.lock:
@@ -372,13 +375,12 @@ class TraceTable(TraceBook):
             if (kind is _INTERNAL or not attrs) and (
                 status is _UNSET_DEFAULT or status.status_code is not _ERROR
             ):
-                entry = self.by_name.get(name)
-                if entry is None:
-                    entry = self._learn(name, kind, attrs)
-                if entry:
-                    name, series = entry
-                else:
-                    series = None
+                series = self.by_name.get(name)
+                if not series:
+                    if series is None:
+                        name, series = self._learn(name, kind, attrs)
+                    else:
+                        series = None  # noise
             else:
                 named = self.classify(
                     name, kind, attrs, status is not _UNSET_DEFAULT and status.status_code is _ERROR
