@@ -12,8 +12,9 @@ The fields the hooks read, for reference (the probe checks each):
 ``_Span._parent`` / ``._context``; ``ReadableSpan._context``, ``._parent``, ``._name``,
 ``._start_time``, ``._end_time``, ``._attributes``, ``._kind``, ``._status``; SpanContext's
 tuple slots ``[0]`` trace_id, ``[1]`` span_id, ``[2]`` is_remote, ``[3]`` trace_flags;
-``BoundedAttributes._dict``
-(:data:`ATTRIBUTES_DICT`: read with ``getattr(attrs, ATTRIBUTES_DICT, attrs)``).
+``BoundedAttributes._dict`` (its plain dict: BoundedAttributes answers a missing key through
+Mapping.get, a raised and caught KeyError per lookup).  A span without them (hand-made, or with
+a plain dict of attributes) is read through its properties (otelperf.derive.traces.PublicView).
 """
 
 from __future__ import annotations
@@ -21,15 +22,12 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
-
-ATTRIBUTES_DICT = "_dict"
-"""BoundedAttributes answers a missing key through Mapping.get (a raised and caught KeyError
-per lookup): its plain dict, under this name, answers without."""
 
 
 def _probe_fields() -> bool:
@@ -41,6 +39,7 @@ def _probe_fields() -> bool:
             "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=SpanKind.CLIENT,
             status=status,
         )  # fmt: skip
+        bounded = BoundedAttributes(attributes={"a": 1})
         fields = (span._context, span._parent, span._name, span._start_time, span._end_time)
         slots = (sc[0], sc[1], sc[2], sc[3]) == (
             sc.trace_id, sc.span_id, sc.is_remote, sc.trace_flags
@@ -51,6 +50,8 @@ def _probe_fields() -> bool:
             and dict(span._attributes or {}) == {"a": 1}
             and span._kind is span.kind is SpanKind.CLIENT
             and span._status is span.status is status
+            and type(bounded._dict) is dict
+            and bounded._dict == dict(bounded) == {"a": 1}
         )
     except Exception:
         return False

@@ -98,7 +98,8 @@ def attribute_fast(
     if re < rs:
         re = rs  # broken clocks: zero length
     children: dict[int, list[SpanTuple]]
-    if list(map(_PARENT, others)).count(root_id) == len(others):
+    deep = list(map(_PARENT, others)).count(root_id) != len(others)
+    if not deep:
         # Every span a child of the root (a flat request: its calls made from the handler):
         # told apart in C, for a fraction of grouping them one by one.
         children = {root_id: others}
@@ -126,7 +127,7 @@ def attribute_fast(
             continue
         if len(parents) > n:
             break  # only repeated span ids can make a cycle: never loop forever on them
-        mine = []
+        fixed: dict[SpanTuple, SpanTuple | None] | None = None  # the rare cases' results
         # The union of the blocking children's intervals, summed while they arrive in start
         # order (the usual case: the processor files spans as they end); ``ordered`` says
         # whether they did, by start and strictly by end, else it is redone after a sort.
@@ -137,14 +138,16 @@ def attribute_fast(
         for k in kids:
             sid, _, cn, cs, ce = k
             if ce < cs or cs < ps or ce > pe:  # the rare cases, each as the docstring says
+                if fixed is None:
+                    fixed = {}
                 if ce < cs:
                     ce = cs  # broken clocks: zero length
                 if ce > pe or ce < ps:
+                    fixed[k] = None
                     continue  # ended after the parent (async), or entirely before its window
                 if cs < ps:
                     cs = ps
-                k = (sid, psid, cn, cs, ce)
-            mine.append(k)
+                fixed[k] = k = (sid, psid, cn, cs, ce)  # (keyed by the tuple as filed)
             d = ce - cs
             self_time[cn] = st_get(cn, 0) + d
             if cs < last_e or ce <= last_e:  # overlaps the previous child, or out of order
@@ -157,10 +160,14 @@ def attribute_fast(
                 covered += d
             last_s = cs
             last_e = ce
-            if sid in children:
+            if deep and sid in children:
                 parents.append(k)
-        if not mine:
-            continue
+        if fixed is None:  # all of them blocking, as they were filed: no list built per child
+            mine = kids
+        else:  # (a tuple's fate depends on its values alone, so equal ones share it)
+            mine = [f for f in map(fixed.get, kids, kids) if f is not None]
+            if not mine:
+                continue
         included += len(mine)
         if ordered:
             mine.reverse()  # by end, latest first, for the walk below

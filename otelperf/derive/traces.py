@@ -25,11 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otelperf import _names as N
-from otelperf._core.sdk_compat import ATTRIBUTES_DICT, READABLE_SPAN, SDK_SPAN
 from otelperf._core.selfmetrics import Tally
 from otelperf.derive.attribution import SpanTuple
 
@@ -288,34 +287,54 @@ class TraceBook:
             self.held = 0
 
 
+class PublicView:
+    """A span read through its public properties, under the field names the hooks read: for
+    spans other than the SDK's own (or whose attributes are a plain mapping), and for every
+    span when sdk_compat's probe did not recognise the installed SDK's layout."""
+
+    __slots__ = (
+        "_attributes", "_context", "_dict", "_end_time", "_kind", "_name", "_parent",
+        "_start_time", "_status", "end_time", "start_time",
+    )  # fmt: skip
+
+    def __init__(self, span: Any) -> None:
+        self._context = span.context
+        self._parent = span.parent
+        self._name = span.name
+        self.start_time = self._start_time = span.start_time
+        self.end_time = self._end_time = getattr(span, "end_time", None)
+        self._kind = span.kind
+        self._status = getattr(span, "status", _UNSET_DEFAULT)
+        self._dict = getattr(span, "attributes", None)
+        self._attributes = self  # so that ``_attributes._dict`` reads the mapping above
+
+
 class TraceTable(TraceBook):
     """The processor's hooks over the book (a subclass, so the hot path reads the book's
     fields as its own attributes: no indirection per span)."""
 
     # -- the hooks (bound as the processor's on_start/on_end) ---------------------------------
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         """A span started: a local root is tracked; a child is registered only when its trace
         has several roots in flight."""
         try:
-            if type(span) is SDK_SPAN:
-                # Called for every span: the SDK span's fields and SpanContext's tuple slots
-                # (trace_id, span_id, is_remote) rather than properties (probed at import).
-                # A child costs these few lines: ``closed`` is read by roots only (a closed
-                # table has no shared traces to register children in).
+            # Called for every span: the SDK span's fields and SpanContext's tuple slots
+            # (trace_id, span_id, is_remote) rather than properties (sdk_compat probes them at
+            # import; a span without them is read through its properties, see PublicView).
+            # A child costs these few lines: ``closed`` is read by roots only (a closed table
+            # has no shared traces to register children in).
+            try:
                 parent: Any = span._parent
-                if parent is not None and not parent[2]:
-                    if self.shared and parent[0] in self.shared:  # several roots: register
-                        self._register(parent[0], parent[1], span._context[1])  # type: ignore[index]
-                    return  # a child: nothing to do until it ends
-                ctx: Any = span._context
-                trace_id, sid = ctx[0], ctx[1]
-            else:
-                parent, ctx = span.parent, span.context
-                if parent is not None and not parent.is_remote:
-                    if self.shared and ctx.trace_id in self.shared:
-                        self._register(ctx.trace_id, parent.span_id, ctx.span_id)
-                    return
-                trace_id, sid = ctx.trace_id, ctx.span_id
+            except AttributeError:
+                if type(span) is PublicView:
+                    raise
+                return self.on_start(PublicView(span))
+            if parent is not None and not parent[2]:
+                if self.shared and parent[0] in self.shared:  # several roots: register
+                    self._register(parent[0], parent[1], span._context[1])
+                return  # a child: nothing to do until it ends
+            ctx: Any = span._context
+            trace_id, sid = ctx[0], ctx[1]
             if self.closed:
                 return
             # A local root: once per request, so inline (a frame costs), with acquire/release
@@ -339,18 +358,22 @@ class TraceTable(TraceBook):
         except Exception as exc:  # never into the application
             self.errors.error(COMPONENT, exc)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        """A span ended: a child is filed under its root; a root is sealed and finished."""
-        if self.closed:
-            return
+    def on_end(self, span: Any) -> None:
+        """A span ended: a child is filed under its root; a root is sealed and finished.
+        (A shut-down processor stops calling this; ``closed`` is read where a span would be
+        counted missing.)"""
         ctx: Any
         parent: Any
         start: Any
         end: Any
         try:
-            if type(span) is READABLE_SPAN:
-                # What the SDK passes: read its fields, not the properties (which cost ~5x
-                # here and build a new MappingProxyType for ``attributes`` on each read).
+            try:
+                # What the SDK passes: its fields, not the properties (which cost ~5x here and
+                # build a new MappingProxyType for ``attributes`` on each read), and the plain
+                # dict inside its BoundedAttributes (whose Mapping.get answers a missing key
+                # with a raised and caught KeyError, ~1 us each here).  Anything else (a
+                # hand-made ReadableSpan, a plain dict of attributes) is read through its
+                # properties (PublicView).
                 ctx = span._context
                 parent = span._parent
                 name = span._name
@@ -358,15 +381,12 @@ class TraceTable(TraceBook):
                 end = span._end_time
                 kind = span._kind
                 status = span._status
-                # BoundedAttributes answers a missing key through Mapping.get, i.e. a raised
-                # and caught KeyError per lookup (~1 us each here): read its plain dict.
-                attrs = getattr(span._attributes, ATTRIBUTES_DICT, span._attributes)
-                pid = 0 if parent is None or parent[2] else parent[1]
-            else:
-                ctx, parent, name = span.context, span.parent, span.name
-                start, end, attrs = span.start_time, span.end_time, span.attributes
-                pid = 0 if parent is None or parent.is_remote else parent.span_id
-                kind, status = span.kind, span.status
+                attrs = span._attributes._dict
+            except AttributeError:
+                if type(span) is PublicView:
+                    raise
+                return self.on_end(PublicView(span))
+            pid = 0 if parent is None or parent[2] else parent[1]
             # Every span: its meaningful name, outcome and error type (noise is left out of
             # the histograms and not filed, so its time stays with its parent), then one
             # observation of its duration.  A span whose name alone names it (no attributes
@@ -407,8 +427,9 @@ class TraceTable(TraceBook):
             if pid:
                 root = self.traces.get(ctx[0])
                 if root is None:
-                    with self.lock:
-                        self._count_missing(ctx[0])
+                    if not self.closed:
+                        with self.lock:
+                            self._count_missing(ctx[0])
                 else:
                     if self.shared:
                         shared = self.shared.get(ctx[0])
@@ -443,7 +464,8 @@ class TraceTable(TraceBook):
                 try:
                     root = self.roots.pop(sid, None)
                     if root is None:  # not tracked (capacity) or expired meanwhile
-                        self._count_missing(ctx[0])
+                        if not self.closed:
+                            self._count_missing(ctx[0])
                     else:
                         root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr]
                         if self.shared:
