@@ -15,7 +15,8 @@ Three views, best of R runs each, the cases run round-robin (so machine noise hi
    processor detached, for a single measured call (each one a root: the worst case) and a
    measured handler with 9 measured steps.
 
-The goal is <= 2 us per span amortised.  A benchmark, not a test: figures go to BENCHMARKS.md.
+The goal is <= 2.5 us per span amortised (issue 12).  A benchmark, not a test: figures go to
+BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -122,15 +122,17 @@ def _violations(path: Path) -> list[str]:
 # otelperf/_core/sdk_compat.py and read inline by the processor's per-span hooks (a call per
 # span costs; sdk_compat's probe decides whether they may); grafanalib's Template keeps the
 # selected value in ``_current`` with no public setter.  No other module touches any.
-_SPAN_FIELDS = {"_context", "_parent", "_name", "_start_time", "_end_time", "_attributes", "_kind"}
+_SPAN_FIELDS = {
+    "_context", "_parent", "_name", "_start_time", "_end_time", "_attributes", "_kind", "_status",
+}  # fmt: skip
 THIRD_PARTY_PRIVATES: dict[str, set[str]] = {
     "otelperf/_core/sdk_compat.py": _SPAN_FIELDS | {
         "_Span", "_tracers", "_active_span_processor", "_lock", "_span_processors", "_root",
         "_remote_parent_sampled", "_remote_parent_not_sampled", "_local_parent_sampled",
         "_local_parent_not_sampled", "_ProxyMeterProvider", "_metric_readers",
-        "_collector_to_names", "_dict",
+        "_collector_to_names", "_dict", "_on_ending",
     },
-    "otelperf/derive/traces.py": _SPAN_FIELDS,
+    "otelperf/derive/traces.py": _SPAN_FIELDS | {"_dict"},
     "otelperf/generate/dashboards/panels.py": {"_current"},
 }  # fmt: skip
 

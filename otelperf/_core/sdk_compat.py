@@ -10,9 +10,11 @@ equivalent, and each degrades to a safe answer when the layout is unknown.
 
 The fields the hooks read, for reference (the probe checks each):
 ``_Span._parent`` / ``._context``; ``ReadableSpan._context``, ``._parent``, ``._name``,
-``._start_time``, ``._end_time``, ``._attributes``, ``._kind``; SpanContext's tuple slots
-``[0]`` trace_id, ``[1]`` span_id, ``[2]`` is_remote; ``BoundedAttributes._dict``
-(:data:`ATTRIBUTES_DICT`: read with ``getattr(attrs, ATTRIBUTES_DICT, attrs)``).
+``._start_time``, ``._end_time``, ``._attributes``, ``._kind``, ``._status``; SpanContext's
+tuple slots ``[0]`` trace_id, ``[1]`` span_id, ``[2]`` is_remote, ``[3]`` trace_flags;
+``BoundedAttributes._dict`` (its plain dict: BoundedAttributes answers a missing key through
+Mapping.get, a raised and caught KeyError per lookup).  A span without them (hand-made, or with
+a plain dict of attributes) is read through its properties (otelperf.derive.traces.PublicView).
 """
 
 from __future__ import annotations
@@ -20,31 +22,36 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import SpanContext, SpanKind
-
-ATTRIBUTES_DICT = "_dict"
-"""BoundedAttributes answers a missing key through Mapping.get (a raised and caught KeyError
-per lookup): its plain dict, under this name, answers without."""
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 
 def _probe_fields() -> bool:
     """Whether ReadableSpan keeps the private fields the hooks read directly."""
     try:
-        sc = SpanContext(1, 2, False)
+        sc = SpanContext(1, 2, False, TraceFlags(TraceFlags.SAMPLED))
+        status = Status(StatusCode.ERROR)
         span = ReadableSpan(
-            "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=SpanKind.CLIENT
-        )
+            "probe", sc, sc, start_time=1, end_time=2, attributes={"a": 1}, kind=SpanKind.CLIENT,
+            status=status,
+        )  # fmt: skip
+        bounded = BoundedAttributes(attributes={"a": 1})
         fields = (span._context, span._parent, span._name, span._start_time, span._end_time)
-        slots = (sc[0], sc[1], sc[2]) == (sc.trace_id, sc.span_id, sc.is_remote) == (1, 2, False)
+        slots = (sc[0], sc[1], sc[2], sc[3]) == (
+            sc.trace_id, sc.span_id, sc.is_remote, sc.trace_flags
+        ) == (1, 2, False, 1)  # fmt: skip
         return (
             slots
             and fields == (sc, sc, "probe", 1, 2)
             and dict(span._attributes or {}) == {"a": 1}
             and span._kind is span.kind is SpanKind.CLIENT
+            and span._status is span.status is status
+            and type(bounded._dict) is dict
+            and bounded._dict == dict(bounded) == {"a": 1}
         )
     except Exception:
         return False
@@ -55,6 +62,32 @@ DIRECT_FIELDS = _probe_fields()
 # and the ReadableSpan it passes to on_end.  None when the probe fails: properties throughout.
 SDK_SPAN: Any = getattr(sdk_trace, "_Span", None) if DIRECT_FIELDS else None
 READABLE_SPAN: Any = ReadableSpan if DIRECT_FIELDS else None
+
+
+def _empty(self: Any, span: Any) -> None:
+    """Nothing (what an empty hook compiles to, compared below)."""
+
+
+def _no_op_on_ending() -> bool:
+    """Whether the SDK's base ``SpanProcessor._on_ending`` (called for every span as it ends)
+    exists and does nothing (its code is an empty function's)."""
+    base = getattr(SpanProcessor, "_on_ending", None)
+    code = getattr(base, "__code__", None)
+    return code is not None and code.co_code == _empty.__code__.co_code
+
+
+NO_OP_ON_ENDING = _no_op_on_ending()
+
+
+def skip_on_ending(processor: SpanProcessor) -> None:
+    """Spare ``processor`` the SDK's per-span ``_on_ending`` call into the base class's empty
+    Python method (a frame per span): when the probe above found it empty and ``processor``
+    does not override it, a C builtin taking one argument and allocating nothing
+    (``callable``) answers instead, its result ignored as the empty method's was."""
+    if NO_OP_ON_ENDING and getattr(type(processor), "_on_ending", None) is getattr(
+        SpanProcessor, "_on_ending", None
+    ):
+        processor._on_ending = callable  # type: ignore[method-assign,assignment]
 
 
 def tracers(tp: TracerProvider) -> list[Any]:

@@ -19,14 +19,14 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelperf import _names as N
-from otelperf._core import fork, sinks
+from otelperf._core import fork, sdk_compat, sinks
 from otelperf._core.selfmetrics import Tally
 from otelperf.derive.accounts import Accounts
 from otelperf.derive.instruments import instruments
 from otelperf.derive.naming import SpanNamer
 from otelperf.derive.red import Red, collectors
 from otelperf.derive.totals import Totals
-from otelperf.derive.traces import TraceTable
+from otelperf.derive.traces import PublicView, TraceTable
 from otelperf.emit import pipeline
 
 
@@ -64,6 +64,10 @@ def _check(
             f"BottleneckSpanProcessor(trace_ttl_seconds={ttl!r}): must be a finite number of "
             "seconds > 0"
         )
+
+
+def _ignore(span: Any, parent_context: Any = None) -> None:
+    """A shut-down processor's hooks."""
 
 
 class BottleneckSpanProcessor(SpanProcessor):
@@ -143,12 +147,26 @@ class BottleneckSpanProcessor(SpanProcessor):
             ttl=self.trace_ttl_seconds, clock=self._clock, finish=self.totals.add_root,
             account=self.accounts.account, errors=self.errors,
             classify=self.namer.classify, red=self.red, max_held=self.max_spans_held,
+            plain_names=type(self.namer).classify is SpanNamer.classify,
         )  # fmt: skip
         self.table.closed = self.accounts.closed = self._closed
         # The SDK calls these for every span: bound straight to the table's methods, so the
         # adapter adds no frame (instance attributes shadow the delegating methods below).
-        self.on_start = self.table.on_start  # type: ignore[method-assign]
-        self.on_end = self.table.on_end  # type: ignore[method-assign]
+        table = self.table
+        if sdk_compat.DIRECT_FIELDS:
+            self.on_start = table.on_start  # type: ignore[method-assign]
+            self.on_end = table.on_end  # type: ignore[method-assign]
+        else:  # an SDK whose fields the probe did not recognise: its public properties
+
+            def on_start(span: Any, parent_context: Context | None = None) -> None:
+                table.on_start(PublicView(span))
+
+            def on_end(span: Any) -> None:
+                table.on_end(PublicView(span))
+
+            self.on_start = on_start  # type: ignore[method-assign]
+            self.on_end = on_end  # type: ignore[method-assign]
+        sdk_compat.skip_on_ending(self)  # and the SDK's empty per-span _on_ending: none
         # What record_cache() and record_api_call() reach through otelperf._core.sinks.
         self.count_cache = self.accounts.count_cache
         self.count_api = self.accounts.count_api
@@ -169,6 +187,9 @@ class BottleneckSpanProcessor(SpanProcessor):
         self._closed = True
         self.accounts.closed = True
         self.table.clear()
+        # The SDK keeps calling a shut-down processor's hooks until it is removed: nothing
+        # (the table's on_end reads ``closed`` only where a span would be filed or counted).
+        self.on_start = self.on_end = _ignore  # type: ignore[method-assign]
         sinks.unregister(self)
         fork.forget(self._init_state)
 

@@ -84,10 +84,16 @@ class Totals:
             r, ops = self.fast.get(root) or self._root_entry(root)
             r.duration += duration
             r.count += 1
-            for name, cp in critical.items():
-                q = ops.get(name) or self._pair_entry(r, ops, name)
-                q.critical += cp
-                q.self_time += self_time[name]
+            if critical is self_time:  # no overlap anywhere: the two are one dict
+                for name, v in self_time.items():
+                    q = ops.get(name) or self._pair_entry(r, ops, name)
+                    q.critical += v
+                    q.self_time += v
+            else:
+                for name, cp in critical.items():
+                    q = ops.get(name) or self._pair_entry(r, ops, name)
+                    q.critical += cp
+                    q.self_time += self_time[name]
         finally:
             lock.release()
 

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otelperf import _names as N
-from otelperf._core.sdk_compat import ATTRIBUTES_DICT, READABLE_SPAN, SDK_SPAN
 from otelperf._core.selfmetrics import Tally
 from otelperf.derive.attribution import SpanTuple
 
@@ -41,7 +40,10 @@ EXPIRED = "expired"
 LATE = "late"
 REASONS = (CAPACITY, TRUNCATED, EXPIRED, LATE)
 
+BY_NAME_MAX = 4096  # span names whose entry on_end keeps; past it each goes through the namer
+
 _CLIENT = SpanKind.CLIENT
+_INTERNAL = SpanKind.INTERNAL
 _ERROR = StatusCode.ERROR
 # The SDK gives every span whose status was never set one shared default Status: recognising
 # it by identity spares the status_code read for most spans.
@@ -119,6 +121,7 @@ class TraceBook:
         classify: Classify,
         red: Any,
         max_held: int = 200_000,
+        plain_names: bool = False,
     ) -> None:
         self.max_traces = max_traces
         self.max_held = max_held
@@ -140,6 +143,12 @@ class TraceBook:
         self.red_series = red.series
         self.red_bounds = red.bounds
         self.red_lock = red.lock
+        # span name -> its duration series (the operation is the name), or False for noise,
+        # for spans whose name alone names them (see on_end).  Filled only when
+        # ``plain_names`` (the namer is SpanNamer, whose answer for such a span depends on its
+        # name alone) and bounded like the namer's caches.
+        self.by_name: dict[str, Any] = {}
+        self.plain_names = plain_names
         self.errors = errors
         self.closed = False
         self.lock = threading.Lock()
@@ -161,6 +170,25 @@ class TraceBook:
             shared = self.shared[trace_id] = Shared()
             shared.add(first)
         shared.add(root)
+
+    def _learn(self, name: str, kind: Any, attrs: Any) -> tuple[str, Any]:
+        """The operation and series (None: noise) of a span its name alone names, asking the
+        namer; kept in ``by_name`` when the namer allows, the operation is the span's name and
+        the series is under the caps (a name past them is counted as an overflow on every
+        span, so it is never kept)."""
+        named = self.classify(name, kind, attrs, False)
+        keep = self.plain_names and len(self.by_name) < BY_NAME_MAX
+        if named is None:
+            if keep:
+                self.by_name[name] = False
+            return name, None
+        series = self.red_series.get(named)
+        if series is None:
+            series = self.red.add(named)
+            keep = keep and self.red_series.get(named) is series
+        if keep and named[0] == name:
+            self.by_name[name] = series
+        return named[0], series
 
     def _register(self, trace_id: int, parent_id: int, sid: int) -> None:
         with self.lock:
@@ -259,34 +287,56 @@ class TraceBook:
             self.held = 0
 
 
+class PublicView:
+    """A span read through its public properties, under the field names the hooks read: for
+    spans other than the SDK's own (or whose attributes are a plain mapping), and for every
+    span when sdk_compat's probe did not recognise the installed SDK's layout."""
+
+    __slots__ = (
+        "_attributes", "_context", "_dict", "_end_time", "_kind", "_name", "_parent",
+        "_start_time", "_status", "end_time", "start_time",
+    )  # fmt: skip
+
+    def __init__(self, span: Any) -> None:
+        self._context = span.context
+        self._parent = span.parent
+        self._name = span.name
+        self.start_time = self._start_time = span.start_time
+        self.end_time = self._end_time = getattr(span, "end_time", None)
+        self._kind = span.kind
+        self._status = getattr(span, "status", _UNSET_DEFAULT)
+        self._dict = getattr(span, "attributes", None)
+        self._attributes = self  # so that ``_attributes._dict`` reads the mapping above
+
+
 class TraceTable(TraceBook):
     """The processor's hooks over the book (a subclass, so the hot path reads the book's
     fields as its own attributes: no indirection per span)."""
 
     # -- the hooks (bound as the processor's on_start/on_end) ---------------------------------
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         """A span started: a local root is tracked; a child is registered only when its trace
         has several roots in flight."""
-        if self.closed:
-            return
         try:
-            if type(span) is SDK_SPAN:
-                # Called for every span: the SDK span's fields and SpanContext's tuple slots
-                # (trace_id, span_id, is_remote) rather than properties (probed at import).
+            # Called for every span: the SDK span's fields and SpanContext's tuple slots
+            # (trace_id, span_id, is_remote) rather than properties (sdk_compat probes them at
+            # import; a span without them is read through its properties, see PublicView).
+            # A child costs these few lines: ``closed`` is read by roots only (a closed table
+            # has no shared traces to register children in).
+            try:
                 parent: Any = span._parent
-                if parent is not None and not parent[2]:
-                    if self.shared and parent[0] in self.shared:  # several roots: register
-                        self._register(parent[0], parent[1], span._context[1])  # type: ignore[index]
-                    return  # a child: nothing to do until it ends
-                ctx: Any = span._context
-                trace_id, sid = ctx[0], ctx[1]
-            else:
-                parent, ctx = span.parent, span.context
-                if parent is not None and not parent.is_remote:
-                    if self.shared and ctx.trace_id in self.shared:
-                        self._register(ctx.trace_id, parent.span_id, ctx.span_id)
-                    return
-                trace_id, sid = ctx.trace_id, ctx.span_id
+            except AttributeError:
+                if type(span) is PublicView:
+                    raise
+                return self.on_start(PublicView(span))
+            if parent is not None and not parent[2]:
+                if self.shared and parent[0] in self.shared:  # several roots: register
+                    self._register(parent[0], parent[1], span._context[1])
+                return  # a child: nothing to do until it ends
+            ctx: Any = span._context
+            trace_id, sid = ctx[0], ctx[1]
+            if self.closed:
+                return
             # A local root: once per request, so inline (a frame costs), with acquire/release
             # (half the cost of ``with`` here); the rare cases go to helpers.
             now = self.clock()
@@ -308,41 +358,60 @@ class TraceTable(TraceBook):
         except Exception as exc:  # never into the application
             self.errors.error(COMPONENT, exc)
 
-    def on_end(self, span: ReadableSpan) -> None:
-        """A span ended: a child is filed under its root; a root is sealed and finished."""
-        if self.closed:
-            return
+    def on_end(self, span: Any) -> None:
+        """A span ended: a child is filed under its root; a root is sealed and finished.
+        (A shut-down processor stops calling this; ``closed`` is read where a span would be
+        counted missing.)"""
         ctx: Any
         parent: Any
         start: Any
         end: Any
         try:
-            if type(span) is READABLE_SPAN:
-                # What the SDK passes: read its fields, not the properties (which cost ~5x
-                # here and build a new MappingProxyType for ``attributes`` on each read).
-                ctx, parent, name = span._context, span._parent, span._name
-                start, end, attrs = span._start_time, span._end_time, span._attributes
-                # BoundedAttributes answers a missing key through Mapping.get, i.e. a raised
-                # and caught KeyError per lookup (~1 us each here): read its plain dict.
-                attrs = getattr(attrs, ATTRIBUTES_DICT, attrs)
-                trace_id, sid = ctx[0], ctx[1]
-                pid = 0 if parent is None or parent[2] else parent[1]
-                kind, status = span._kind, span.status  # a property: one read of _status
-            else:
-                ctx, parent, name = span.context, span.parent, span.name
-                start, end, attrs = span.start_time, span.end_time, span.attributes
-                trace_id, sid = ctx.trace_id, ctx.span_id
-                pid = 0 if parent is None or parent.is_remote else parent.span_id
-                kind, status = span.kind, span.status
-            # Every span: its meaningful name, outcome and error type (None: noise, left out of
+            try:
+                # What the SDK passes: its fields, not the properties (which cost ~5x here and
+                # build a new MappingProxyType for ``attributes`` on each read), and the plain
+                # dict inside its BoundedAttributes (whose Mapping.get answers a missing key
+                # with a raised and caught KeyError, ~1 us each here).  Anything else (a
+                # hand-made ReadableSpan, a plain dict of attributes) is read through its
+                # properties (PublicView).
+                ctx = span._context
+                parent = span._parent
+                name = span._name
+                start = span._start_time
+                end = span._end_time
+                kind = span._kind
+                status = span._status
+                attrs = span._attributes._dict
+            except AttributeError:
+                if type(span) is PublicView:
+                    raise
+                return self.on_end(PublicView(span))
+            pid = 0 if parent is None or parent[2] else parent[1]
+            # Every span: its meaningful name, outcome and error type (noise is left out of
             # the histograms and not filed, so its time stays with its parent), then one
-            # observation of its duration.
-            error = status is not _UNSET_DEFAULT and status.status_code is _ERROR
-            named = self.classify(name, kind, attrs, error)
-            if named is not None:
-                name = named[0]
+            # observation of its duration.  A span whose name alone names it (no attributes
+            # that matter, no error: most INTERNAL spans) is looked up by name in one dict,
+            # straight to its series; the others go through the namer.
+            if (kind is _INTERNAL or not attrs) and (
+                status is _UNSET_DEFAULT or status.status_code is not _ERROR
+            ):
+                series = self.by_name.get(name)
+                if not series:
+                    if series is None:
+                        name, series = self._learn(name, kind, attrs)
+                    else:
+                        series = None  # noise
+            else:
+                named = self.classify(
+                    name, kind, attrs, status is not _UNSET_DEFAULT and status.status_code is _ERROR
+                )
+                if named is not None:
+                    name = named[0]
+                    series = self.red_series.get(named) or self.red.add(named)
+                else:
+                    series = None
+            if series is not None:
                 d = end - start if end > start else 0
-                series = self.red_series.get(named) or self.red.add(named)
                 i = _bisect(self.red_bounds, d)
                 rlock = self.red_lock
                 rlock.acquire()
@@ -355,38 +424,17 @@ class TraceTable(TraceBook):
                 if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
                     self.account(span, attrs, kind)
                 return
-            if not pid:
-                # A local root: once per request, so inline (a frame costs), with
-                # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
-                sealed = None
-                lock = self.lock
-                lock.acquire()
-                try:
-                    root = self.roots.pop(sid, None)
-                    if root is None:  # not tracked (capacity) or expired meanwhile
-                        self._count_missing(trace_id)
-                    else:
-                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr]
-                        if self.shared:
-                            self._retire(root)
-                        else:  # _retire's usual case: the trace's only root
-                            del self.traces[trace_id]
-                        sealed = root.seal(False)
-                        self.held -= len(sealed) - 1  # its children (its own tuple was not held)
-                finally:
-                    lock.release()
-                if sealed is not None:
-                    self.finish(sid, sealed)
-            else:
-                root = self.traces.get(trace_id)
+            if pid:
+                root = self.traces.get(ctx[0])
                 if root is None:
-                    with self.lock:
-                        self._count_missing(trace_id)
+                    if not self.closed:
+                        with self.lock:
+                            self._count_missing(ctx[0])
                 else:
                     if self.shared:
-                        shared = self.shared.get(trace_id)
+                        shared = self.shared.get(ctx[0])
                         if shared is not None:
-                            root = shared.owner.get(sid, root)
+                            root = shared.owner.get(ctx[1], root)
                     # Lock-free: a list append is atomic.  Append first, then look again: if
                     # the root was sealed meanwhile, _settle decides under the lock whether
                     # the seal counted this span.
@@ -395,7 +443,7 @@ class TraceTable(TraceBook):
                         self._settle(root, None)
                     elif len(spans) < self.max_children:
                         if self.held < self.max_held:
-                            tup = (sid, pid, name, start, end)
+                            tup = (ctx[1], pid, name, start, end)
                             spans.append(tup)
                             self.held += 1
                             if root.spans is None:
@@ -406,6 +454,30 @@ class TraceTable(TraceBook):
                     else:
                         with self.lock:
                             self.dropped[TRUNCATED] = self.dropped.get(TRUNCATED, 0) + 1
+            else:
+                # A local root: once per request, so inline (a frame costs), with
+                # acquire/release (half the cost of ``with`` here); attribution runs unlocked.
+                sid = ctx[1]
+                sealed = None
+                lock = self.lock
+                lock.acquire()
+                try:
+                    root = self.roots.pop(sid, None)
+                    if root is None:  # not tracked (capacity) or expired meanwhile
+                        if not self.closed:
+                            self._count_missing(ctx[0])
+                    else:
+                        root.spans.append((sid, 0, name, start, end))  # type: ignore[union-attr]
+                        if self.shared:
+                            self._retire(root)
+                        else:  # _retire's usual case: the trace's only root
+                            del self.traces[ctx[0]]
+                        sealed = root.seal(False)
+                        self.held -= len(sealed) - 1  # its children (its own tuple was not held)
+                finally:
+                    lock.release()
+                if sealed is not None:
+                    self.finish(sid, sealed)
             if attrs and (kind is _CLIENT or _CACHE_NAME in attrs):
                 self.account(span, attrs, kind)
         except Exception as exc:  # never into the application
