@@ -210,7 +210,10 @@ def _set_up() -> telemetry.Telemetry:
     if initialize is not None:
         initialize()  # logs and swallows its own failures, as opentelemetry-instrument does
     current = telemetry.current()  # set up from the variables above
-    return current if current is not None else telemetry.configure()
+    if current is None:
+        current = telemetry.configure()  # a ConfigError names the variable at fault
+        current.mark_auto()  # the program's own configure() calls attach to it, as zero-code
+    return current
 
 
 def _zero_code_initialize() -> Callable[[], None] | None:

@@ -498,3 +498,35 @@ def _status(url: str) -> int:
             return int(r.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def test_without_opentelemetry_instrumentation_the_programs_configure_attaches(
+    gateway: str, tmp_path: Path
+) -> None:
+    # opentelemetry-instrumentation is optional: without it, `otelperf run` calls configure()
+    # from the variables, and the program's own configure() (other arguments) attaches to that
+    # set-up instead of raising, as under zero-code start.
+    (tmp_path / "job.py").write_text(
+        "import otelperf\n"
+        "t = otelperf.configure(service_name='in-code', prometheus_port=0)\n"
+        "with otelperf.measure('step') as op:\n"
+        "    op.add_items(9)\n"
+        "import sys\n"
+        "print('loaded:', sys.modules.get('opentelemetry.instrumentation.auto_instrumentation')"
+        " is not None)\n"
+    )
+    launcher = (
+        "import sys; sys.modules['opentelemetry.instrumentation.auto_instrumentation'] = None\n"
+        "from otelperf.cli import main; sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", launcher, "run", "--push-gateway", gateway, "--job", "no-otel-instr",
+         "--report", "none", "--", str(tmp_path / "job.py")],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), OTEL_EXPORTER_PROMETHEUS_PORT="0"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "loaded: False" in done.stdout
+    samples = pushed(gateway, "no-otel-instr")
+    assert sample(samples, "otelperf_operation_items_total", job="no-otel-instr",
+                  instance=HOST, operation="step") == 9  # fmt: skip
