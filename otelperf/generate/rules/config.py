@@ -46,6 +46,8 @@ class RulesConfig:
     min_requests_per_minute: float = 1.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     for_: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FOR))
+    # The alert names the config file's ``for:`` set, even to their default value.
+    for_set: frozenset[str] = frozenset()
     # operation name -> {threshold name: value} for the OPERATION_OVERRIDABLE thresholds.
     operations: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # "default" and operation name -> objectives (availability, latency_seconds,
@@ -55,12 +57,15 @@ class RulesConfig:
     )
 
     def context(self) -> RuleContext:
-        """What the rule groups read; ``for`` keeps only the durations changed from default.
+        """What the rule groups read; ``for`` keeps only the durations the config set.
 
-        A ``for`` that differs from :data:`DEFAULT_FOR` applies to every rule of that alert
-        name; the others keep each rule's own default.
+        A ``for`` the config set (``for_set``), or one that differs from :data:`DEFAULT_FOR`,
+        applies to every rule of that alert name; the others keep each rule's own default
+        (the predicted-full OtelperfDiskAlmostFull rule's ``1h``).
         """
-        overrides = {k: v for k, v in self.for_.items() if DEFAULT_FOR.get(k) != v}
+        overrides = {
+            k: v for k, v in self.for_.items() if k in self.for_set or DEFAULT_FOR.get(k) != v
+        }
         return RuleContext(
             job_selector=self.job_selector,
             runbook_url=self.runbook_url,
@@ -248,7 +253,7 @@ def _config_from_mapping(data: object) -> RulesConfig:
             if k not in DEFAULT_FOR:
                 raise _unknown("for", k, list(DEFAULT_FOR))
             durations[k] = _duration(v, f"for.{k}", zero=True)
-        cfg = replace(cfg, for_=durations)
+        cfg = replace(cfg, for_=durations, for_set=frozenset(_mapping(top["for"], "for")))
     if "operations" in top:
         ops: dict[str, dict[str, float]] = {}
         for op, overrides in _mapping(top["operations"], "operations").items():
