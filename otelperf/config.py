@@ -395,9 +395,10 @@ def resolve(
     web_config = choose(web_config_file, "web_config_file", "OTELPERF_WEB_CONFIG_FILE",
                         _path, None)  # fmt: skip
 
-    report_at = choose(report_at_exit, "report_at_exit", "OTELPERF_REPORT", parse_report_format,
-                       "none")  # fmt: skip
     report_path = choose(report_file, "report_file", "OTELPERF_REPORT_FILE", _path, None)
+    # A file alone asks for a report too, in the format its name says (docs/batch.md).
+    report_at = choose(report_at_exit, "report_at_exit", "OTELPERF_REPORT", parse_report_format,
+                       "none" if report_path is None else format_for_file(report_path))  # fmt: skip
     if report_at == "html" and report_path is None:
         raise ConfigError(
             "an HTML report at exit needs a file: set report_file= or OTELPERF_REPORT_FILE"
@@ -442,6 +443,16 @@ def parse_report_format(value: object, source: str) -> str:
     if text not in REPORT_FORMATS:
         raise ConfigError(f"{source}={_show(value)} must be one of {', '.join(REPORT_FORMATS)}")
     return text
+
+
+def format_for_file(path: str) -> str:
+    """The report format a file name asks for: ``.json``, ``.html`` / ``.htm``, else text.
+
+    >>> format_for_file("run.html"), format_for_file("run.JSON"), format_for_file("run.log")
+    ('html', 'json', 'text')
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    return {".json": "json", ".html": "html", ".htm": "html"}.get(suffix, "text")
 
 
 def parse_http_url(value: object, source: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 from otelperf import telemetry
-from otelperf.config import REPORT_FORMATS, parse_http_url
+from otelperf.config import REPORT_FORMATS, format_for_file, parse_http_url
 from otelperf.errors import ConfigError, UserError
 
 USAGE_HINT = "give the program after --: otelperf run -- job.py [ARGS] or -- -m package.module"
@@ -38,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report",
         choices=REPORT_FORMATS,
-        default="text",
         help="the final report when the program ends: text or json (to stderr, or "
-        "--report-file), html (needs --report-file), none (default: text)",
+        "--report-file), html (needs --report-file), none (default: what --report-file's "
+        "name says, .json, .html, else text)",
     )
     parser.add_argument("--report-file", metavar="PATH", help="write the final report here")
     parser.add_argument(
@@ -167,7 +167,10 @@ def _settings_from_flags(args: argparse.Namespace, program: Program) -> dict[str
     """The flags as the variables configure() reads (checked here, so errors name flags)."""
     if args.report == "html" and not args.report_file:
         raise UserError("--report html writes a page: give --report-file PATH")
-    out = {"OTELPERF_REPORT": args.report}
+    fmt = args.report
+    if fmt is None:
+        fmt = format_for_file(args.report_file) if args.report_file else "text"
+    out = {"OTELPERF_REPORT": fmt}
     if args.report_file:
         parent = os.path.dirname(os.path.abspath(args.report_file))
         if not os.path.isdir(parent):

@@ -530,3 +530,33 @@ def test_without_opentelemetry_instrumentation_the_programs_configure_attaches(
     samples = pushed(gateway, "no-otel-instr")
     assert sample(samples, "otelperf_operation_items_total", job="no-otel-instr",
                   instance=HOST, operation="step") == 9  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({"OTELPERF_REPORT_FILE": "run.json"}, ("json", "run.json")),
+        ({"OTELPERF_REPORT_FILE": "run.HTML"}, ("html", "run.HTML")),
+        ({"OTELPERF_REPORT_FILE": "run.log"}, ("text", "run.log")),
+        ({"OTELPERF_REPORT_FILE": "run.json", "OTELPERF_REPORT": "text"}, ("text", "run.json")),
+        ({"OTELPERF_REPORT": "json"}, ("json", None)),
+        ({}, ("none", None)),
+    ],
+)  # fmt: skip
+def test_a_report_file_alone_asks_for_a_report_in_its_format(
+    env: dict[str, str], want: tuple[str, str | None]
+) -> None:
+    from otelperf.config import resolve
+
+    s = resolve(env=env)
+    assert (s.report_at_exit, s.report_file) == want
+    assert s.finishes_at_exit is (want[0] != "none")
+
+
+def test_run_takes_the_report_format_from_the_files_name(tmp_path: Path) -> None:
+    report = tmp_path / "nightly.json"
+    done = run("--report-file", str(report), "--", str(JOB), "ok")
+    assert done.returncode == 0, done.stderr
+    ops = {o["operation"]: o for o in json.loads(report.read_text())["operations"]}
+    assert (ops["load"]["calls"], ops["load"]["items"]) == (3, 300)
+    assert "otelperf report" not in done.stderr  # the file, not stderr
