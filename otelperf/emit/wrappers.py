@@ -17,6 +17,8 @@ from otelperf.emit.operation import OpStats
 from otelperf.emit.pipeline import STATE, current_pipeline, resume, suspend
 from otelperf.emit.progress import Runs
 
+Wrap = Callable[[Any, Any], Any]  # (function, what it needs) -> the wrapper
+
 
 class Site:
     """One decorated function or measure(name) object: its name and its bound stats."""
@@ -40,18 +42,23 @@ class Site:
 
 def decorate(func: Any, site: Site) -> Any:
     """Wrap ``func`` (sync, async, generator or async generator; static/classmethods too)."""
-    if isinstance(func, (staticmethod, classmethod)):
-        return type(func)(decorate(func.__func__, site))
-    if not callable(func):
+    if not isinstance(func, (staticmethod, classmethod)) and not callable(func):
         raise TypeError(f"measure() can only decorate a callable, got {show(func)}")
+    return by_kind(func, site, _wrap_async_gen, _wrap_gen, _wrap_async, _wrap_sync)
 
+
+def by_kind(func: Any, arg: Any, async_gen: Wrap, gen: Wrap, coro: Wrap, plain: Wrap) -> Any:
+    """``func`` wrapped by the wrapper for its kind, given ``arg``; a staticmethod or
+    classmethod is unwrapped, its function wrapped, and rewrapped."""
+    if isinstance(func, (staticmethod, classmethod)):
+        return type(func)(by_kind(func.__func__, arg, async_gen, gen, coro, plain))
     if inspect.isasyncgenfunction(func):
-        return _wrap_async_gen(func, site)
+        return async_gen(func, arg)
     if inspect.isgeneratorfunction(func):
-        return _wrap_gen(func, site)
+        return gen(func, arg)
     if inspect.iscoroutinefunction(func):
-        return _wrap_async(func, site)
-    return _wrap_sync(func, site)
+        return coro(func, arg)
+    return plain(func, arg)
 
 
 def _wrap_sync(func: Callable[..., Any], site: Site) -> Callable[..., Any]:
@@ -212,16 +219,8 @@ def _wrap_async_gen(
 def count_calls(func: Any, name: str, expected: int) -> Any:
     """Wrap a measured function so that its calls (or a generator's items) advance the stage
     ``measure(name, expected_items=expected)`` declared (otelperf.emit.progress)."""
-    if isinstance(func, (staticmethod, classmethod)):
-        return type(func)(count_calls(func.__func__, name, expected))
     runs = Runs(name, expected)
-    if inspect.isasyncgenfunction(func):
-        return _count_async_gen(func, runs)
-    if inspect.isgeneratorfunction(func):
-        return _count_gen(func, runs)
-    if inspect.iscoroutinefunction(func):
-        return _count_async(func, runs)
-    return _count_sync(func, runs)
+    return by_kind(func, runs, _count_async_gen, _count_gen, _count_async, _count_sync)
 
 
 def _count_sync(func: Callable[..., Any], runs: Runs) -> Callable[..., Any]:
