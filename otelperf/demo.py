@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from otelperf.config import parse_float, parse_int
 from otelperf.emit.apis import api_call, record_cache
 from otelperf.emit.measure import measure
 from otelperf.emit.prices import set_api_price
 from otelperf.errors import ConfigError
+from otelperf.parsing import parse_float, parse_int
 
 ROOT = "handle_order"
 STAGES = ("download", "parse", "enrich", "fetch_price", "recommend", "store")

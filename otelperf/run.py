@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 
 from otelperf import telemetry
-from otelperf.config import REPORT_FORMATS, format_for_file, parse_http_url
 from otelperf.errors import ConfigError, UserError
+from otelperf.parsing import REPORT_FORMATS, format_for_file, parse_http_url
 
 USAGE_HINT = "give the program after --: otelperf run -- job.py [ARGS] or -- -m package.module"
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?(\.exe)?$")

@@ -9,10 +9,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import otelperf
-from otelperf.config import parse_bytes, resolve
+from otelperf.config import resolve
 from otelperf.errors import ConfigError
 from otelperf.expose.health import HealthThresholds, Readings, evaluate
 from otelperf.expose.probes import Probes, filesystems
+from otelperf.parsing import parse_bytes
 from tests.scrape import get
 
 T = HealthThresholds()  # 0.8 CPU, 0.8 memory, 0.9 disk, no process limit

@@ -23,8 +23,9 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from otelperf import _names as N
-from otelperf.config import DEFAULT_IGNORED_SPANS, parse_span_patterns
+from otelperf.config import DEFAULT_IGNORED_SPANS
 from otelperf.errors import ConfigError
+from otelperf.parsing import parse_span_patterns
 
 # Semantic-convention attributes read here: the stable name first, the older one after.
 HTTP_REQUEST_METHOD = "http.request.method"

@@ -10,10 +10,11 @@ import sys
 import time
 from typing import TextIO
 
-from otelperf.config import parse_float, parse_int, resolve
+from otelperf.config import resolve
 from otelperf.errors import UserError
 from otelperf.generate.promql import duration_seconds
 from otelperf.generate.rules import load_config
+from otelperf.parsing import parse_float, parse_int
 from otelperf.report.build import build_report
 from otelperf.report.model import CSV_TABLES, ReportData, Source, TimelinePoint, resource_limits
 from otelperf.report.rendering import Report

@@ -11,8 +11,8 @@ import os
 import sys
 from typing import TextIO
 
-from otelperf.config import parse_float
 from otelperf.errors import UserError
+from otelperf.parsing import parse_float
 from otelperf.report.command import check_path, shown
 from otelperf.report.compare.inputs import parse_range, side_from_file, side_from_prometheus
 from otelperf.report.compare.model import (
