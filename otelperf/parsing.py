@@ -20,7 +20,12 @@ REPORT_FORMATS: tuple[str, ...] = ("text", "json", "html", "none")
 
 
 def show(value: object) -> str:
-    """``repr(value)`` short enough for an error message (a pasted file, a 5,000-digit int)."""
+    """``repr(value)`` short enough for an error message (a pasted file, a 5,000-digit int);
+    every "must be" error of the settings and of the emit functions quotes values with it.
+
+    >>> show(10**400)
+    'an int of 1329 bits'
+    """
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"an int of {value.bit_length()} bits"
     try:

@@ -28,8 +28,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otelperf import _names as N
 from otelperf._core import sinks
 from otelperf._core.warn import Once
-from otelperf.emit.checks import check_count, check_money, check_name, show
+from otelperf.emit.checks import check_count, check_money, check_name
 from otelperf.emit.pipeline import INTERRUPTIONS
+from otelperf.parsing import show
 
 _log = logging.getLogger("otelperf")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import math
 
+from otelperf.parsing import show
+
 MAX_COUNT = 2**63 - 1
 """Largest count one call may add (items, bytes, tokens): an int64, as every metrics backend
 stores counters.  Larger values are refused at the call with a ValueError naming the
 argument, so one absurd value can never reach (and break) a scrape-time callback."""
-
-
-def show(value: object) -> str:
-    """``repr(value)`` short enough for an error message (a 100 KB name, a 5,000-digit int).
-
-    >>> show(10**400)
-    'an int of 1329 bits'
-    """
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an int of {value.bit_length()} bits"
-    try:
-        text = repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def check_name(func: str, arg: str, value: object) -> str:

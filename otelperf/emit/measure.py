@@ -12,10 +12,10 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from otelperf.emit import progress
-from otelperf.emit.checks import show
 from otelperf.emit.operation import Operation
 from otelperf.emit.pipeline import STATE
 from otelperf.emit.wrappers import Site, count_calls, decorate
+from otelperf.parsing import show
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -17,7 +17,8 @@ from opentelemetry.trace import Span
 
 from otelperf import _names as N
 from otelperf._core.labels import safe_label
-from otelperf.emit.checks import MAX_COUNT, show
+from otelperf.emit.checks import MAX_COUNT
+from otelperf.parsing import show
 
 if TYPE_CHECKING:
     from otelperf.emit.pipeline import Pipeline

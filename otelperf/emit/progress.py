@@ -38,10 +38,11 @@ from typing import Any
 
 from otelperf._core import fork
 from otelperf._core.warn import Once
-from otelperf.emit.checks import MAX_COUNT, show
+from otelperf.emit.checks import MAX_COUNT
 from otelperf.emit.operation import Operation
 from otelperf.emit.pipeline import INTERRUPTIONS, STATE
 from otelperf.errors import ConfigError
+from otelperf.parsing import show
 
 ENV = "OTELPERF_PROGRESS"
 COMPONENT = "progress"

@@ -12,10 +12,10 @@ import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any
 
-from otelperf.emit.checks import show
 from otelperf.emit.operation import OpStats
 from otelperf.emit.pipeline import STATE, current_pipeline, resume, suspend
 from otelperf.emit.progress import Runs
+from otelperf.parsing import show
 
 Wrap = Callable[[Any, Any], Any]  # (function, what it needs) -> the wrapper
 
