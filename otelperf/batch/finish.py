@@ -48,6 +48,9 @@ class ExitPlan:
         )
 
 
+_RENDERERS = {"text": "to_text", "json": "to_json", "html": "to_html"}  # Report's methods
+
+
 class Finisher:
     """Runs :meth:`finish` once; ``flush`` flushes the providers (OTLP exporters push then),
     ``build_report`` builds the final report from the registry, given the points of
@@ -93,21 +96,15 @@ class Finisher:
 
     def _write_report(self, points: tuple[Any, ...]) -> None:
         report = self._build_report(points)
-        fmt = self.plan.report
-        text = (
-            report.to_html()
-            if fmt == "html"
-            else report.to_json()
-            if fmt == "json"
-            else (report.to_text())
-        )
+        text = getattr(report, _RENDERERS[self.plan.report])()
+        text = text if text.endswith("\n") else text + "\n"
         if self.plan.report_file is None:
             out = self._stderr()
-            out.write(text if text.endswith("\n") else text + "\n")
+            out.write(text)
             out.flush()
             return
         with open(self.plan.report_file, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
+            f.write(text)
 
     def _push(self) -> None:
         assert self.plan.push_gateway_url is not None

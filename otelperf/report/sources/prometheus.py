@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from otelperf import _names as N
 from otelperf.errors import UserError
@@ -25,6 +26,8 @@ from otelperf.generate.promql import duration_seconds as window_seconds
 from otelperf.report.model import RESOURCE_METRICS, TimelinePoint, Totals
 from otelperf.report.sources.fetch import check_timeout, check_url, fetch
 from otelperf.report.sources.series import BUCKETS, CALLS, ITEMS, SERIES, Series
+
+T = TypeVar("T")
 
 QUANTILES = (0.5, 0.95, 0.99)
 # The last second a datetime (and RFC 3339) can write, 9999-12-31T23:59:59Z: the report prints
@@ -96,16 +99,8 @@ class PrometheusClient:
     def query(self, promql: str, at: float) -> list[tuple[dict[str, str], float]]:
         """``[(labels, value)]`` of an instant vector query at ``at``."""
         data = self._api("/api/v1/query", {"query": promql, "time": f"{at:.3f}"}, promql)
-        if data.get("resultType") != "vector":
-            raise UserError(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
-                         f"an instant query: {promql}")  # fmt: skip
-        out = []
-        for item in data.get("result", []):
-            try:
-                out.append((dict(item["metric"]), float(item["value"][1])))
-            except (KeyError, IndexError, TypeError, ValueError):
-                raise UserError(f"Prometheus at {self.base} returned a malformed sample") from None
-        return out
+        return self._results(data, "vector", "an instant query", promql,
+                             lambda item: float(item["value"][1]))  # fmt: skip
 
     def query_range(
         self, promql: str, start: float, end: float, step: float
@@ -114,14 +109,25 @@ class PrometheusClient:
         params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}",
                   "step": f"{step:.3f}"}  # fmt: skip
         data = self._api("/api/v1/query_range", params, promql)
-        if data.get("resultType") != "matrix":
+
+        def series(item: Any) -> list[tuple[float, float]]:
+            return [(float(t), float(v)) for t, v in item["values"]]
+
+        return self._results(data, "matrix", "a range query", promql, series)
+
+    def _results(
+        self, data: dict[str, Any], kind: str, what: str, promql: str,
+        value: Callable[[Any], T],
+    ) -> list[tuple[dict[str, str], T]]:  # fmt: skip
+        """``[(labels, value(item))]`` of a ``kind`` ("vector", "matrix") answer to ``what``;
+        another kind or a malformed item is a UserError."""
+        if data.get("resultType") != kind:
             raise UserError(f"Prometheus at {self.base} returned {data.get('resultType')!r} for "
-                            f"a range query: {promql}")  # fmt: skip
+                            f"{what}: {promql}")  # fmt: skip
         out = []
         for item in data.get("result", []):
             try:
-                values = [(float(t), float(v)) for t, v in item["values"]]
-                out.append((dict(item["metric"]), values))
+                out.append((dict(item["metric"]), value(item)))
             except (KeyError, IndexError, TypeError, ValueError):
                 raise UserError(f"Prometheus at {self.base} returned a malformed sample") from None
         return out
